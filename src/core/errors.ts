@@ -1,0 +1,47 @@
+/**
+ * The one error type sessionhub throws. `code` is stable and meant for programs; `message` is
+ * meant for people and says what to do about it.
+ */
+export const ERROR_CODES = [
+  /** A SessionKey (projectKey, sessionId, subpath) is empty, malformed or not a string. */
+  'INVALID_SESSION_KEY',
+  /** Entries handed to append() are not an array of JSON objects. */
+  'INVALID_ENTRY',
+  /** A backend URL names no known backend or carries options that do not parse. */
+  'INVALID_BACKEND_URL',
+  /** A configuration value is out of range or of the wrong type. */
+  'INVALID_OPTION',
+  /** The backend could not be reached or refused the operation. */
+  'BACKEND_UNAVAILABLE',
+  /** The database holds a schema newer than this version of sessionhub understands. */
+  'SCHEMA_TOO_NEW',
+  /** A store or backend was used after close(). */
+  'CLOSED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class SessionHubError extends Error {
+  override readonly name = 'SessionHubError';
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details: Record<string, unknown> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isSessionHubError(error: unknown, code?: ErrorCode): error is SessionHubError {
+  return error instanceof SessionHubError && (code === undefined || error.code === code);
+}

@@ -1,0 +1,6 @@
+export {
+  type ConformanceOptions,
+  describeSessionStoreConformance,
+  type OpenStore,
+  type StoreUnderTest,
+} from './conformance/index.js';
