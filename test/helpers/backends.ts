@@ -1,0 +1,109 @@
+/**
+ * Every backend, opened fresh and isolated for one test: a new SQLite file, a new PostgreSQL
+ * schema, a new Redis key prefix, a new folder. Tests that should hold on every backend loop
+ * over `backendCases()`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { type Backend, openBackend } from '../../src/index.js';
+import { POSTGRES_URL, REDIS_URL, requireService, uniqueName } from './services.js';
+
+export interface BackendCase {
+  name: 'memory' | 'sqlite' | 'file' | 'postgres' | 'redis';
+  /** Whether close() and reopen keep the data. */
+  durable: boolean;
+  /** Opens a fresh, empty backend; `reopen` opens another over the same data. */
+  open(): Promise<{ backend: Backend; reopen(): Promise<Backend>; cleanup(): Promise<void> }>;
+}
+
+async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join(tmpdir(), `sessionhub-${prefix}-`));
+}
+
+export const postgresAvailable = await requireService('postgres');
+export const redisAvailable = await requireService('redis');
+
+/** A URL for a new, empty schema in the test database, and a function that drops it. */
+export async function freshPostgresUrl(): Promise<{ url: string; drop(): Promise<void> }> {
+  const schema = uniqueName('t');
+  const url = new URL(POSTGRES_URL);
+  url.searchParams.set('schema', schema);
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** A URL with a new key prefix in the test Redis. Keys are removed with SCAN + UNLINK. */
+export async function freshRedisUrl(): Promise<{ url: string; drop(): Promise<void> }> {
+  const prefix = uniqueName('t');
+  const url = new URL(REDIS_URL);
+  url.searchParams.set('prefix', prefix);
+  return {
+    url: url.toString(),
+    async drop() {
+      const { Redis } = await import('ioredis');
+      const client = new Redis(REDIS_URL, { lazyConnect: true });
+      await client.connect();
+      try {
+        let cursor = '0';
+        do {
+          const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length > 0) await client.unlink(...keys);
+        } while (cursor !== '0');
+      } finally {
+        client.disconnect();
+      }
+    },
+  };
+}
+
+function urlCase(
+  name: BackendCase['name'],
+  durable: boolean,
+  makeUrl: () => Promise<{ url: string; drop(): Promise<void> }>,
+): BackendCase {
+  return {
+    name,
+    durable,
+    async open() {
+      const { url, drop } = await makeUrl();
+      const backend = await openBackend(url);
+      return { backend, reopen: () => openBackend(url), cleanup: drop };
+    },
+  };
+}
+
+export function backendCases(): BackendCase[] {
+  const cases: BackendCase[] = [
+    urlCase('memory', false, async () => ({ url: 'memory:', drop: async () => {} })),
+    urlCase('sqlite', true, async () => {
+      const dir = await tempDir('sqlite');
+      return {
+        url: `sqlite:${path.join(dir, 'hub.db')}`,
+        drop: () => rm(dir, { recursive: true, force: true }),
+      };
+    }),
+    urlCase('file', true, async () => {
+      const dir = await tempDir('file');
+      return {
+        url: `file:${path.join(dir, 'store')}`,
+        drop: () => rm(dir, { recursive: true, force: true }),
+      };
+    }),
+  ];
+  if (postgresAvailable) cases.push(urlCase('postgres', true, freshPostgresUrl));
+  if (redisAvailable) cases.push(urlCase('redis', true, freshRedisUrl));
+  return cases;
+}
