@@ -101,7 +101,10 @@ export function parseBackendUrl(url: string): BackendLocation {
       }
       const schema = parsed.searchParams.get('schema') ?? 'public';
       if (!IDENTIFIER.test(schema)) {
-        throw invalid(url, `schema "${schema}" must be a plain SQL identifier (letters, digits, _)`);
+        throw invalid(
+          url,
+          `schema "${schema}" must be a plain SQL identifier (letters, digits, _)`,
+        );
       }
       const max = parsed.searchParams.get('max') ?? '10';
       const poolSize = Number(max);

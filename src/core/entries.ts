@@ -73,3 +73,9 @@ export function serializeEntry(entry: TranscriptEntry, index = 0): string {
   }
   return text;
 }
+
+/** Parses stored entry lines back into entries. */
+export function parseEntries(lines: string[]): TranscriptEntry[] {
+  // A parse per line measured faster than one parse of the lines joined into an array.
+  return lines.map((line) => JSON.parse(line) as TranscriptEntry);
+}

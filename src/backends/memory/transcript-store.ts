@@ -1,6 +1,11 @@
 import { type Clock, nextMtime, systemClock } from '../../core/clock.js';
-import { assertEntries, selectNewEntries, serializeEntry } from '../../core/entries.js';
 import type { TranscriptEntry } from '../../core/entries.js';
+import {
+  assertEntries,
+  parseEntries,
+  selectNewEntries,
+  serializeEntry,
+} from '../../core/entries.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -82,7 +87,7 @@ export class MemoryTranscriptStore implements TranscriptStore {
     const transcript =
       key.subpath === undefined ? session?.main : session?.subpaths.get(key.subpath);
     if (!transcript || transcript.lines.length === 0) return null;
-    return transcript.lines.map((line) => JSON.parse(line) as TranscriptEntry);
+    return parseEntries(transcript.lines);
   }
 
   async listSessions(projectKey: string): Promise<Array<{ sessionId: string; mtime: number }>> {

@@ -1,0 +1,105 @@
+/** Opens each backend fresh for a benchmark run and cleans up after it. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { InMemorySessionStore, type SessionStore } from '@anthropic-ai/claude-agent-sdk';
+import { openBackend } from '../src/index.js';
+
+export const POSTGRES_URL =
+  process.env.SESSIONHUB_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const REDIS_URL = process.env.SESSIONHUB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+export interface BenchTarget {
+  name: string;
+  store: SessionStore;
+  close(): Promise<void>;
+}
+
+function reachable(url: string, fallbackPort: number): Promise<boolean> {
+  const parsed = new URL(url);
+  return new Promise((resolve) => {
+    const socket = net.connect({
+      host: parsed.hostname,
+      port: Number(parsed.port || fallbackPort),
+    });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export type TargetName = 'sdk-in-memory' | 'memory' | 'sqlite' | 'file' | 'postgres' | 'redis';
+
+/** Opens one target, or returns a reason it cannot run here. */
+export async function openTarget(name: TargetName): Promise<BenchTarget | string> {
+  const tag = `bench_${process.pid}_${Date.now().toString(36)}`;
+  switch (name) {
+    case 'sdk-in-memory':
+      return { name, store: new InMemorySessionStore(), close: async () => {} };
+    case 'memory': {
+      const backend = await openBackend('memory:');
+      return { name, store: backend.store, close: () => backend.close() };
+    }
+    case 'sqlite':
+    case 'file': {
+      const dir = await mkdtemp(path.join(tmpdir(), `sessionhub-bench-${name}-`));
+      const url = name === 'sqlite' ? `sqlite:${path.join(dir, 'hub.db')}` : `file:${dir}`;
+      const backend = await openBackend(url);
+      return {
+        name,
+        store: backend.store,
+        async close() {
+          await backend.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'postgres': {
+      if (!(await reachable(POSTGRES_URL, 5432)))
+        return `PostgreSQL not reachable at ${POSTGRES_URL}`;
+      const url = new URL(POSTGRES_URL);
+      url.searchParams.set('schema', tag);
+      url.searchParams.set('max', '16');
+      const backend = await openBackend(url.toString());
+      return {
+        name,
+        store: backend.store,
+        async close() {
+          await backend.close();
+          const { default: pg } = await import('pg');
+          const client = new pg.Client({ connectionString: POSTGRES_URL });
+          await client.connect();
+          await client.query(`DROP SCHEMA IF EXISTS ${tag} CASCADE`);
+          await client.end();
+        },
+      };
+    }
+    case 'redis': {
+      if (!(await reachable(REDIS_URL, 6379))) return `Redis not reachable at ${REDIS_URL}`;
+      const url = new URL(REDIS_URL);
+      url.searchParams.set('prefix', tag);
+      const backend = await openBackend(url.toString());
+      return {
+        name,
+        store: backend.store,
+        async close() {
+          await backend.close();
+          const { Redis } = await import('ioredis');
+          const client = new Redis(REDIS_URL);
+          let cursor = '0';
+          do {
+            const [next, keys] = await client.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 1000);
+            cursor = next;
+            if (keys.length > 0) await client.unlink(...keys);
+          } while (cursor !== '0');
+          client.disconnect();
+        },
+      };
+    }
+  }
+}

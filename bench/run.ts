@@ -1,0 +1,99 @@
+/**
+ * npm run bench — prints every figure beside its baseline from the same run.
+ *
+ *   npm run bench                     all targets
+ *   npm run bench -- --only sqlite,postgres
+ *   npm run bench -- --sessions 64    fewer replayed sessions for a quick look
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openTarget, type TargetName } from './backends.js';
+import { captureTurnBatches } from './capture.js';
+import { fmt } from './stats.js';
+import { type Batch, benchTranscripts, type TranscriptFigures } from './transcripts.js';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    sessions: { type: 'string', default: '128' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+
+const ALL: TargetName[] = ['sdk-in-memory', 'memory', 'sqlite', 'file', 'postgres', 'redis'];
+const targets = values.only
+  ? ALL.filter((t) => t === 'sdk-in-memory' || values.only?.split(',').includes(t))
+  : ALL;
+
+console.log('Capturing the append batches of a real 10-turn query() session (mock model)…');
+const captured = (await captureTurnBatches({ turns: 10 })) as Batch[];
+const entryCount = captured.reduce((n, b) => n + b.entries.length, 0);
+console.log(
+  `  ${captured.length} append calls, ${entryCount} entries, ${(
+    captured.reduce((n, b) => n + JSON.stringify(b.entries).length, 0) / 1024
+  ).toFixed(0)} KiB\n`,
+);
+
+const results: TranscriptFigures[] = [];
+const skipped: string[] = [];
+for (const name of targets) {
+  const target = await openTarget(name);
+  if (typeof target === 'string') {
+    skipped.push(`${name}: ${target}`);
+    continue;
+  }
+  try {
+    process.stdout.write(`  ${name}… `);
+    const figures = await benchTranscripts(target, {
+      tenTurns: captured,
+      sessions: Number(values.sessions),
+      concurrency: Number(values.concurrency),
+      listDir: path.join(tmpdir(), 'sessionhub-bench-project'),
+    });
+    results.push(figures);
+    console.log('done');
+  } finally {
+    await target.close();
+  }
+}
+
+console.log(
+  `\nTranscript stores — append replay at ${values.concurrency} in flight (${values.sessions} sessions × 10 turns), load, SDK listSessions over 1,000 sessions. Times in ms.\n`,
+);
+const header = [
+  'target',
+  'append p50',
+  'append p99',
+  'calls/s',
+  'load 10-turn',
+  'load 200-turn',
+  'listSessions 1k',
+];
+const rows = results.map((r) => [
+  r.target,
+  fmt(r.appendP50, 3),
+  fmt(r.appendP99, 3),
+  r.appendCallsPerSecond.toFixed(0),
+  fmt(r.load10P50, 3),
+  fmt(r.load200P50, 3),
+  fmt(r.list1000P50, 1),
+]);
+const widths = header.map((h, i) =>
+  Math.max(h.length, ...rows.map((r) => (r[i] as string).length)),
+);
+const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] as number)).join('  ');
+console.log(line(header));
+for (const row of rows) console.log(line(row));
+for (const reason of skipped) console.log(`skipped ${reason}`);
+
+await mkdir('reports', { recursive: true });
+await writeFile(
+  'reports/bench-transcripts.json',
+  JSON.stringify(
+    { at: new Date().toISOString(), captured: captured.length, results, skipped },
+    null,
+    2,
+  ),
+);

@@ -1,0 +1,261 @@
+import { prepared, quoteIdentifier, type Statement } from './sql.js';
+
+/** Milliseconds since the epoch on the database clock, floored as the SDK asks. */
+const NOW_MS = 'floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
+/**
+ * Batches up to this size send each entry as its own parameter. Entries are JSON, full of quotes
+ * and backslashes that a text[] parameter would escape on the way out and parse on the way in;
+ * measured on loopback, that made a two-entry insert about 60% slower. Larger batches (imports)
+ * send two arrays.
+ */
+const SEPARATE_PARAMETERS_UP_TO = 64;
+
+/** One entry of an append as sent: its stored uuid (null = always append) and its JSON text. */
+export interface BatchRow {
+  uuid: string | null;
+  line: string;
+}
+
+/** How a batch appears in SQL when its parameters start at `$first`. */
+interface BatchSql {
+  /** A CTE body yielding (uuid, entry, ord), ord counting from 1. */
+  rows: string;
+  /** The number of entries. */
+  count: string;
+}
+
+/**
+ * The entry slots of the statement that carries a batch of `size`: a power of two, the unused
+ * slots sent as NULL, so that a connection prepares at most eight shapes of each statement
+ * instead of one per batch size. 0 stands for the array form.
+ */
+function slotsFor(size: number): number {
+  if (size > SEPARATE_PARAMETERS_UP_TO) return 0;
+  let slots = 1;
+  while (slots < size) slots *= 2;
+  return slots;
+}
+
+/** Parameters from `$first`: the entry count, then the slots (or the two arrays). */
+function batchSql(first: number, slots: number): BatchSql {
+  const count = `$${first}::int`;
+  if (slots === 0) {
+    return {
+      rows: `SELECT b.uuid, b.entry, b.ord FROM unnest($${first + 1}::text[], $${first + 2}::text[]) WITH ORDINALITY AS b (uuid, entry, ord)`,
+      count,
+    };
+  }
+  const values: string[] = [];
+  for (let i = 0; i < slots; i++) {
+    values.push(`($${first + 1 + 2 * i}::text, $${first + 2 + 2 * i}::text, ${i + 1}::bigint)`);
+  }
+  return {
+    rows: `SELECT * FROM (VALUES ${values.join(', ')}) AS b (uuid, entry, ord) WHERE b.entry IS NOT NULL`,
+    count,
+  };
+}
+
+/** The parameters that carry a batch, in the layout batchSql() expects. */
+export function batchParameters(rows: BatchRow[]): unknown[] {
+  const slots = slotsFor(rows.length);
+  if (slots === 0) return [rows.length, rows.map((r) => r.uuid), rows.map((r) => r.line)];
+  const values: unknown[] = [rows.length];
+  for (const row of rows) values.push(row.uuid, row.line);
+  for (let i = rows.length; i < slots; i++) values.push(null, null);
+  return values;
+}
+
+/** A session row as the main-transcript statements return it (bigints as decimal text). */
+export interface SessionStateRow {
+  id: string;
+  version: string;
+  summary: string | null;
+  /** From mainState only: the batch's uuids already stored. */
+  duplicates?: string[];
+}
+
+/** Every statement the transcript store runs, for one schema. */
+export class TranscriptStatements {
+  private readonly sessions: string;
+  private readonly entries: string;
+  private readonly mainBySlots = new Map<number, Statement>();
+  private readonly subpathBySlots = new Map<number, Statement>();
+
+  readonly lockSession: Statement;
+  readonly mainState: Statement;
+  readonly load: Statement;
+  readonly listSessions: Statement;
+  readonly listSummaries: Statement;
+  readonly listSubkeys: Statement;
+  readonly lockForDelete: Statement;
+  readonly deleteSession: Statement;
+  readonly deleteSubpath: Statement;
+
+  constructor(schema: string) {
+    const s = quoteIdentifier(schema);
+    const sessions = `${s}.transcript_sessions`;
+    const entries = `${s}.transcript_entries`;
+    this.sessions = sessions;
+    this.entries = entries;
+
+    /** Takes the session's row lock until the transaction ends, creating the row if need be. */
+    this.lockSession = prepared(`
+      INSERT INTO ${sessions} AS t (project_key, session_id, version) VALUES ($1, $2, 0)
+      ON CONFLICT (project_key, session_id) DO UPDATE SET next_seq = t.next_seq`);
+
+    /**
+     * What a main-transcript append needs to fold again: the session row as it is now, and which
+     * of the batch's uuids ($3, a text[]) it already holds. No row: the session does not exist.
+     */
+    this.mainState = prepared(`
+      SELECT s.id, s.version, s.summary, ARRAY (
+        SELECT found.uuid FROM unnest($3::text[]) AS b (uuid)
+        CROSS JOIN LATERAL (
+          SELECT e.uuid FROM ${entries} e
+          WHERE e.session_ref = s.id AND e.subpath = '' AND e.uuid = b.uuid
+          LIMIT 1
+        ) AS found
+      ) AS duplicates
+      FROM ${sessions} s WHERE s.project_key = $1 AND s.session_id = $2`);
+
+    this.load = prepared(`
+      SELECT e.entry FROM ${entries} e
+      WHERE e.session_ref = (
+        SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2
+      ) AND e.subpath = $3
+      ORDER BY e.seq`);
+
+    this.listSessions = prepared(`
+      SELECT session_id, mtime FROM ${sessions}
+      WHERE project_key = $1 AND mtime IS NOT NULL
+      ORDER BY session_id`);
+
+    this.listSummaries = prepared(`
+      SELECT session_id, mtime, summary FROM ${sessions}
+      WHERE project_key = $1 AND summary IS NOT NULL
+      ORDER BY session_id`);
+
+    // Hops from one distinct subpath to the next through the primary key instead of reading
+    // every entry of the session.
+    this.listSubkeys = prepared(`
+      WITH RECURSIVE session AS (
+        SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2
+      ),
+      subpaths (subpath) AS (
+        SELECT (SELECT min(e.subpath) FROM ${entries} e, session
+                WHERE e.session_ref = session.id AND e.subpath > '')
+        UNION ALL
+        SELECT (SELECT min(e.subpath) FROM ${entries} e, session
+                WHERE e.session_ref = session.id AND e.subpath > p.subpath)
+        FROM subpaths p WHERE p.subpath IS NOT NULL
+      )
+      SELECT subpath FROM subpaths WHERE subpath IS NOT NULL`);
+
+    this.lockForDelete = prepared(`
+      SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2 FOR UPDATE`);
+
+    // Run after lockForDelete, in the same transaction: this statement's snapshot then holds
+    // every entry committed for the session, and no writer can add one until the commit.
+    this.deleteSession = prepared(`
+      WITH entries AS (DELETE FROM ${entries} WHERE session_ref = $1)
+      DELETE FROM ${sessions} WHERE id = $1`);
+
+    this.deleteSubpath = prepared(`
+      DELETE FROM ${entries}
+      WHERE session_ref = (
+        SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2
+      ) AND subpath = $3`);
+  }
+
+  /**
+   * A whole main-transcript append in one statement, so one round trip and one commit. The caller
+   * folded the summary beforehand from the version of the session it last saw; the write goes
+   * through only if the session row ($5) still has that version ($3, 0 for "no main transcript
+   * yet", where a missing row is created) and none of the batch's uuids is stored. Otherwise it
+   * writes nothing and returns no row: the caller then reads mainState and folds again.
+   *   $1 projectKey, $2 sessionId, $3 expected version, $4 summary data, $5 session row id or
+   *   null, $6… the batch
+   */
+  appendMain(size: number): Statement {
+    const slots = slotsFor(size);
+    const known = this.mainBySlots.get(slots);
+    if (known) return known;
+    const { sessions, entries } = this;
+    const batch = batchSql(6, slots);
+    const statement = prepared(`
+      WITH batch AS (${batch.rows}),
+      duplicates AS (
+        -- One probe of the uuid index per entry. LIMIT keeps the planner from turning this into
+        -- a join, whose cached generic plan could read every uuid of the session instead.
+        SELECT found.uuid FROM batch b
+        CROSS JOIN LATERAL (
+          SELECT e.uuid FROM ${entries} e
+          WHERE e.session_ref = $5::bigint AND e.subpath = '' AND e.uuid = b.uuid
+          LIMIT 1
+        ) AS found
+      ),
+      updated AS (
+        -- The version is checked on the newest row, after waiting for its lock. If it is still
+        -- the one the caller saw, no main-transcript write has committed since, so the snapshot
+        -- this statement checked duplicates against was complete.
+        UPDATE ${sessions} AS t SET
+          next_seq = t.next_seq + ${batch.count},
+          version = DEFAULT,
+          mtime = GREATEST(${NOW_MS}, t.mtime + 1),
+          summary = $4
+        WHERE t.id = $5::bigint AND t.version = $3::bigint AND NOT EXISTS (SELECT FROM duplicates)
+        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version
+      ),
+      created AS (
+        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary)
+        SELECT $1, $2, ${batch.count}, ${NOW_MS}, $4
+        WHERE $3::bigint = 0 AND NOT EXISTS (SELECT FROM updated)
+        ON CONFLICT (project_key, session_id) DO NOTHING
+        RETURNING id, 0::bigint AS first_seq, version
+      ),
+      claimed AS (
+        SELECT * FROM updated UNION ALL SELECT * FROM created
+      ),
+      inserted AS (
+        -- No ON CONFLICT: after the checks above a duplicate means a race this statement did not
+        -- foresee, and failing the whole statement is what keeps the summary true.
+        INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
+        SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry FROM claimed c CROSS JOIN batch b
+      )
+      SELECT id, version FROM claimed`);
+    this.mainBySlots.set(slots, statement);
+    return statement;
+  }
+
+  /**
+   * A subagent transcript append in one statement: no summary to keep, so the row lock only hands
+   * out positions and the uuid index drops what is already stored. Returns the session row as it
+   * was under the lock, which spares the next main-transcript append a read.
+   *   $1 projectKey, $2 sessionId, $3 subpath, $4… the batch
+   */
+  appendSubpath(size: number): Statement {
+    const slots = slotsFor(size);
+    const known = this.subpathBySlots.get(slots);
+    if (known) return known;
+    const { sessions, entries } = this;
+    const batch = batchSql(4, slots);
+    const statement = prepared(`
+      WITH batch AS (${batch.rows}),
+      claimed AS (
+        INSERT INTO ${sessions} AS t (project_key, session_id, next_seq, version)
+        VALUES ($1, $2, ${batch.count}, 0)
+        ON CONFLICT (project_key, session_id)
+          DO UPDATE SET next_seq = t.next_seq + ${batch.count}
+        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version, t.summary
+      ),
+      inserted AS (
+        INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
+        SELECT c.id, $3, c.first_seq + b.ord - 1, b.uuid, b.entry FROM claimed c CROSS JOIN batch b
+        ON CONFLICT (session_ref, subpath, uuid) WHERE uuid IS NOT NULL DO NOTHING
+      )
+      SELECT id, version, summary FROM claimed`);
+    this.subpathBySlots.set(slots, statement);
+    return statement;
+  }
+}
