@@ -64,7 +64,7 @@ export async function openTarget(name: TargetName): Promise<BenchTarget | string
         return `PostgreSQL not reachable at ${POSTGRES_URL}`;
       const url = new URL(POSTGRES_URL);
       url.searchParams.set('schema', tag);
-      url.searchParams.set('max', '16');
+      url.searchParams.set('max', process.env.BENCH_PG_POOL ?? '16');
       const backend = await openBackend(url.toString());
       return {
         name,

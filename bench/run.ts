@@ -60,7 +60,7 @@ for (const name of targets) {
 }
 
 console.log(
-  `\nTranscript stores — append replay at ${values.concurrency} in flight (${values.sessions} sessions × 10 turns), load, SDK listSessions over 1,000 sessions. Times in ms.\n`,
+  `\nTranscript stores — append replay at ${values.concurrency} in flight (${values.sessions} sessions × 10 turns; "p50 @1": the same with one append in flight), load p50, SDK listSessions({ sessionStore }) p50 over 1,000 sessions. Times in ms.\n`,
 );
 const header = [
   'target',
@@ -76,6 +76,7 @@ const rows = results.map((r) => [
   fmt(r.appendP50, 3),
   fmt(r.appendP99, 3),
   r.appendCallsPerSecond.toFixed(0),
+  fmt(r.serialAppendP50, 3),
   fmt(r.load10P50, 3),
   fmt(r.load200P50, 3),
   fmt(r.list1000P50, 1),

@@ -23,6 +23,8 @@ export interface TranscriptFigures {
   appendP99: number;
   appendCallsPerSecond: number;
   appendCalls: number;
+  /** The same replay with one append in flight: the cost of a call without queueing. */
+  serialAppendP50: number;
   load10P50: number;
   load200P50: number;
   list1000P50: number;
@@ -120,6 +122,11 @@ export async function benchTranscripts(
     readdress(options.tenTurns, 'appends', randomUUID()),
   );
   const appends = await replayAppends(store, sessions, options.concurrency);
+  const serial = await replayAppends(
+    store,
+    Array.from({ length: 32 }, () => readdress(options.tenTurns, 'serial', randomUUID())),
+    1,
+  );
 
   const tenTurnKey = sessions[0]?.[0]?.key as SessionKey;
   const mainKey = { projectKey: tenTurnKey.projectKey, sessionId: tenTurnKey.sessionId };
@@ -162,6 +169,7 @@ export async function benchTranscripts(
     appendP99: appends.p99,
     appendCallsPerSecond: appends.callsPerSecond,
     appendCalls: appends.count,
+    serialAppendP50: serial.p50,
     load10P50,
     load200P50,
     list1000P50: summarize(listDurations).p50,

@@ -44,9 +44,8 @@ export class SqliteTranscriptStore implements TranscriptStore {
   ) {
     this.clock = options.clock ?? systemClock;
     this.statements = {
-      upsertSession: db.prepare<[string, string], SessionRow>(
+      insertSession: db.prepare<[string, string], SessionRow>(
         `INSERT INTO transcript_sessions (project_key, session_id) VALUES (?, ?)
-         ON CONFLICT (project_key, session_id) DO UPDATE SET project_key = excluded.project_key
          RETURNING id, mtime, summary`,
       ),
       findSession: db.prepare<[string, string], SessionRow>(
@@ -91,8 +90,11 @@ export class SqliteTranscriptStore implements TranscriptStore {
 
     this.appendTransaction = db.transaction(
       (key: SessionKey, entries: TranscriptEntry[], lines: string[]) => {
-        const session = this.statements.upsertSession.get(key.projectKey, key.sessionId);
-        if (!session) throw new Error('upsert returned no session row');
+        // Look up first: most appends go to an existing session, and a read dirties no page.
+        const session =
+          this.statements.findSession.get(key.projectKey, key.sessionId) ??
+          this.statements.insertSession.get(key.projectKey, key.sessionId);
+        if (!session) throw new Error('insert returned no session row');
         const subpath = key.subpath ?? MAIN;
         const inserted: TranscriptEntry[] = [];
         for (let i = 0; i < entries.length; i++) {
