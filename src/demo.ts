@@ -55,8 +55,10 @@ try {
   const second = await turn('Which word did I ask you to remember?', first.session_id);
   const request = mock.conversationRequests.at(-1);
   console.log(`host B  resumed it from the store with an empty disk`);
+  const turns = request?.body.messages.filter((m) => m.role !== 'system').length ?? 0;
+  const sawFirstPrompt = request?.transcriptText.includes('lighthouse') ?? false;
   console.log(
-    `        the model received ${request?.body.messages.length ?? 0} messages of history, including the first prompt: ${String(request?.transcriptText.includes('lighthouse'))}`,
+    `        the model received ${turns} user/assistant messages; the first prompt among them: ${sawFirstPrompt ? 'yes' : 'NO'}`,
   );
   console.log(`        reply: ${second.subtype === 'success' ? second.result : second.subtype}`);
 
