@@ -10,7 +10,7 @@ import path from 'node:path';
 import { listSessions, query, type SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
 import { openBackend } from './backends/open.js';
 import { DEFAULT_BACKEND_URL, redactUrl } from './core/backend-url.js';
-import { startMockAnthropic } from './testing/mock-anthropic/index.js';
+import { mockModelEnv, startMockAnthropic } from './testing/mock-anthropic/index.js';
 
 const backendUrl = process.env.SESSIONHUB_DB ?? DEFAULT_BACKEND_URL;
 const mock = await startMockAnthropic();
@@ -21,16 +21,7 @@ const hosts: string[] = [];
 async function turn(prompt: string, resume?: string): Promise<SDKResultMessage> {
   const configDir = await mkdtemp(path.join(tmpdir(), 'sessionhub-demo-host-'));
   hosts.push(configDir);
-  const env: Record<string, string | undefined> = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('ANTHROPIC_') || name.startsWith('CLAUDE_')) delete env[name];
-  }
-  Object.assign(env, {
-    ANTHROPIC_BASE_URL: mock.url,
-    ANTHROPIC_API_KEY: 'mock-key',
-    CLAUDE_CONFIG_DIR: configDir,
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-  });
+  const env = mockModelEnv(mock.url, configDir);
   let result: SDKResultMessage | undefined;
   for await (const message of query({
     prompt,

@@ -25,6 +25,7 @@ export {
   type MockStep,
   type MockStopReason,
   type MockUsageOverride,
+  mockModelEnv,
   startMockAnthropic,
   transcriptText,
   type WireContentBlock,

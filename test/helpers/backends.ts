@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { type Backend, openBackend } from '../../src/index.js';
+import type { OpenStore, StoreUnderTest } from '../../src/testing/index.js';
 import { POSTGRES_URL, REDIS_URL, requireService, uniqueName } from './services.js';
 
 export interface BackendCase {
@@ -69,6 +70,51 @@ export async function freshRedisUrl(): Promise<{ url: string; drop(): Promise<vo
   };
 }
 
+/** A URL for a new SQLite file or file-store folder in a temporary directory. */
+export function freshTempUrl(
+  kind: 'sqlite' | 'file',
+): () => Promise<{ url: string; drop(): Promise<void> }> {
+  return async () => {
+    const dir = await tempDir(kind);
+    const target =
+      kind === 'sqlite' ? `sqlite:${path.join(dir, 'hub.db')}` : `file:${path.join(dir, 'store')}`;
+    return { url: target, drop: () => rm(dir, { recursive: true, force: true }) };
+  };
+}
+
+/**
+ * Stores for the conformance suite: each open() makes a fresh backend from `makeUrl`, whose
+ * reopen() closes it and opens the same URL again. Data is dropped by cleanup(), once the whole
+ * file is done, because close() and reopen() must keep it.
+ */
+export function conformanceStores(makeUrl: () => Promise<{ url: string; drop(): Promise<void> }>): {
+  open: OpenStore;
+  cleanup(): Promise<void>;
+} {
+  const drops: Array<() => Promise<void>> = [];
+  const openAt = async (url: string): Promise<StoreUnderTest> => {
+    const backend = await openBackend(url);
+    return {
+      store: backend.store,
+      close: () => backend.close(),
+      async reopen() {
+        await backend.close();
+        return openAt(url);
+      },
+    };
+  };
+  return {
+    async open() {
+      const { url, drop } = await makeUrl();
+      drops.push(drop);
+      return openAt(url);
+    },
+    async cleanup() {
+      for (const drop of drops.splice(0)) await drop();
+    },
+  };
+}
+
 function urlCase(
   name: BackendCase['name'],
   durable: boolean,
@@ -88,20 +134,8 @@ function urlCase(
 export function backendCases(): BackendCase[] {
   const cases: BackendCase[] = [
     urlCase('memory', false, async () => ({ url: 'memory:', drop: async () => {} })),
-    urlCase('sqlite', true, async () => {
-      const dir = await tempDir('sqlite');
-      return {
-        url: `sqlite:${path.join(dir, 'hub.db')}`,
-        drop: () => rm(dir, { recursive: true, force: true }),
-      };
-    }),
-    urlCase('file', true, async () => {
-      const dir = await tempDir('file');
-      return {
-        url: `file:${path.join(dir, 'store')}`,
-        drop: () => rm(dir, { recursive: true, force: true }),
-      };
-    }),
+    urlCase('sqlite', true, freshTempUrl('sqlite')),
+    urlCase('file', true, freshTempUrl('file')),
   ];
   if (postgresAvailable) cases.push(urlCase('postgres', true, freshPostgresUrl));
   if (redisAvailable) cases.push(urlCase('redis', true, freshRedisUrl));

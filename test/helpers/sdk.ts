@@ -12,7 +12,7 @@ import {
   type SDKMessage,
   type SDKResultMessage,
 } from '@anthropic-ai/claude-agent-sdk';
-import type { MockAnthropic } from '../../src/testing/index.js';
+import { type MockAnthropic, mockModelEnv } from '../../src/testing/index.js';
 
 /** Temporary directories that are all removed by one `cleanup()`. */
 export class TempDirs {
@@ -52,18 +52,8 @@ export function sdkEnv(
   configDir: string,
   options: SdkEnvOptions = {},
 ): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  // Whatever the developer's shell points at must not leak into the test: only the mock counts.
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('ANTHROPIC_') || name.startsWith('CLAUDE_')) delete env[name];
-  }
-  Object.assign(env, {
-    ANTHROPIC_BASE_URL: mock.url,
-    ANTHROPIC_API_KEY: 'test-key',
-    CLAUDE_CONFIG_DIR: configDir,
-    ...(options.nonessentialTraffic ? {} : { CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1' }),
-    ...options.extra,
-  });
+  const env = mockModelEnv(mock.url, configDir, options);
+  Object.assign(env, options.extra);
   return env;
 }
 

@@ -66,7 +66,7 @@ test(
     for (const request of requests) {
       expect(request.url).toBe('/v1/messages?beta=true');
       expect(request.stream).toBe(true);
-      expect(request.headers['x-api-key']).toBe('test-key');
+      expect(request.headers['x-api-key']).toBe('mock-key');
       expect(request.headers['anthropic-version']).toBe('2023-06-01');
       expect(request.headers['user-agent']).toMatch(/^claude-cli\//);
     }

@@ -1,33 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll } from 'vitest';
-import { openBackend } from '../../src/backends/open.js';
-import { describeSessionStoreConformance, type StoreUnderTest } from '../../src/testing/index.js';
+import { describeSessionStoreConformance } from '../../src/testing/index.js';
+import { conformanceStores, freshTempUrl } from '../helpers/backends.js';
 
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const stores = conformanceStores(freshTempUrl('file'));
+afterAll(() => stores.cleanup());
 
-async function openAt(url: string): Promise<StoreUnderTest> {
-  const backend = await openBackend(url);
-  return {
-    store: backend.store,
-    close: () => backend.close(),
-    async reopen() {
-      await backend.close();
-      return openAt(url);
-    },
-  };
-}
-
-describeSessionStoreConformance(
-  'file store',
-  async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'sessionhub-file-'));
-    dirs.push(dir);
-    return openAt(`file:${path.join(dir, 'store')}`);
-  },
-  { durable: true },
-);
+describeSessionStoreConformance('file store', stores.open, { durable: true });
