@@ -21,5 +21,6 @@ if (typeof mockModelEnv !== 'function' || typeof SessionHubError !== 'function')
 const loadedDrivers = Object.keys(createRequire(import.meta.url).cache).filter((f) =>
   /node_modules\/(pg|ioredis)\//.test(f),
 );
-if (loadedDrivers.length > 0) throw new Error(`drivers loaded without being used: ${loadedDrivers}`);
+if (loadedDrivers.length > 0)
+  throw new Error(`drivers loaded without being used: ${loadedDrivers}`);
 console.log('dist smoke test: ok');

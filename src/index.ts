@@ -1,12 +1,17 @@
 export type { Backend, TranscriptStore } from './backends/backend.js';
-export { createFileBackend, FileTranscriptStore } from './backends/file/index.js';
-export { createMemoryBackend, MemoryTranscriptStore } from './backends/memory/index.js';
+export { createFileBackend, FileLeaseManager, FileTranscriptStore } from './backends/file/index.js';
+export {
+  createMemoryBackend,
+  MemoryLeaseManager,
+  MemoryTranscriptStore,
+} from './backends/memory/index.js';
 export { type OpenBackendOptions, openBackend } from './backends/open.js';
-export { createPostgresBackend } from './backends/postgres/index.js';
-export { createRedisBackend } from './backends/redis/index.js';
+export { createPostgresBackend, PostgresLeaseManager } from './backends/postgres/index.js';
+export { createRedisBackend, RedisLeaseManager } from './backends/redis/index.js';
 export {
   createSqliteBackend,
   type SqliteBackendOptions,
+  SqliteLeaseManager,
   SqliteTranscriptStore,
 } from './backends/sqlite/index.js';
 export {
@@ -20,4 +25,10 @@ export {
 export { type Clock, ManualClock, systemClock } from './core/clock.js';
 export type { TranscriptEntry } from './core/entries.js';
 export { ERROR_CODES, type ErrorCode, isSessionHubError, SessionHubError } from './core/errors.js';
+export type {
+  AcquireOptions,
+  Lease,
+  LeaseInfo,
+  LeaseManager,
+} from './core/lease.js';
 export type { SessionKey, SessionRef } from './core/session-key.js';

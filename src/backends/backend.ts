@@ -1,5 +1,6 @@
 import type { SessionStore } from '@anthropic-ai/claude-agent-sdk';
 import type { BackendKind } from '../core/backend-url.js';
+import type { LeaseManager } from '../core/lease.js';
 
 /**
  * An SDK SessionStore with every optional method implemented. Pass it to `query()` as
@@ -7,11 +8,13 @@ import type { BackendKind } from '../core/backend-url.js';
  */
 export type TranscriptStore = SessionStore & Required<SessionStore>;
 
-/** One storage system: today its transcript store; the registry and leases join it later. */
+/** One storage system: its transcript store and its leases; the session registry joins later. */
 export interface Backend {
   readonly kind: BackendKind;
   /** The transcript store, an SDK SessionStore. */
   readonly store: TranscriptStore;
+  /** One holder at a time per resource (a session), across every process on this backend. */
+  readonly leases: LeaseManager;
   /** Releases every connection, file handle and timer the backend opened. Idempotent. */
   close(): Promise<void>;
 }

@@ -3,7 +3,10 @@ import type { Clock } from '../core/clock.js';
 import type { Backend } from './backend.js';
 
 export interface OpenBackendOptions {
-  /** Clock for the stores that stamp times themselves (memory, file, SQLite). */
+  /**
+   * Clock for lease expiry, and for the stores that stamp times themselves (memory, file,
+   * SQLite).
+   */
   clock?: Clock;
 }
 
@@ -33,11 +36,11 @@ export async function openBackend(
     }
     case 'postgres': {
       const { openPostgresBackend } = await import('./postgres/index.js');
-      return openPostgresBackend(location);
+      return openPostgresBackend(location, options);
     }
     case 'redis': {
       const { openRedisBackend } = await import('./redis/index.js');
-      return openRedisBackend(location);
+      return openRedisBackend(location, options);
     }
   }
 }

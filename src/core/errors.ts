@@ -17,6 +17,8 @@ export const ERROR_CODES = [
   'SCHEMA_TOO_NEW',
   /** A store or backend was used after close(). */
   'CLOSED',
+  /** A lease was renewed or used after it expired or passed to another holder. */
+  'LEASE_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

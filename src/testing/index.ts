@@ -4,6 +4,7 @@ export {
   type OpenStore,
   type StoreUnderTest,
 } from './conformance/index.js';
+export { describeLeaseConformance, type LeasesUnderTest } from './conformance/leases.js';
 export {
   countInputTokens,
   estimateTokens,

@@ -4,11 +4,16 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { FileLeaseManager } from './lease-manager.js';
 import { FileTranscriptStore, type FileTranscriptStoreOptions } from './transcript-store.js';
 
-export { FileTranscriptStore };
+export { FileLeaseManager, FileTranscriptStore };
 
-/** A backend that keeps transcripts as JSONL files under one directory, for one process. */
+/**
+ * A backend that keeps transcripts as JSONL files under one directory, for one process. Its
+ * leases are held in this process's memory (fences persist in the directory), so they keep
+ * other backends of this process off a session, never another process.
+ */
 export async function createFileBackend(options: FileTranscriptStoreOptions): Promise<Backend> {
   try {
     await mkdir(path.resolve(options.dir), { recursive: true });
@@ -21,7 +26,16 @@ export async function createFileBackend(options: FileTranscriptStoreOptions): Pr
     );
   }
   const store = new FileTranscriptStore(options);
-  return { kind: 'file', store, close: () => store.close() };
+  const leases = await FileLeaseManager.open(options);
+  return {
+    kind: 'file',
+    store,
+    leases,
+    async close() {
+      await store.close();
+      await leases.close();
+    },
+  };
 }
 
 export function openFileBackend(

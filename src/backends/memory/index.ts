@@ -1,8 +1,9 @@
 import type { Clock } from '../../core/clock.js';
 import type { Backend } from '../backend.js';
+import { MemoryLeaseManager } from './lease-manager.js';
 import { MemoryTranscriptStore } from './transcript-store.js';
 
-export { MemoryTranscriptStore };
+export { MemoryLeaseManager, MemoryTranscriptStore };
 
 /** A backend that lives in process memory and forgets everything on exit. */
 export function createMemoryBackend(options: { clock?: Clock } = {}): Backend {
@@ -10,6 +11,7 @@ export function createMemoryBackend(options: { clock?: Clock } = {}): Backend {
   return {
     kind: 'memory',
     store,
+    leases: new MemoryLeaseManager(options),
     async close() {},
   };
 }

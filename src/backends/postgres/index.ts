@@ -2,14 +2,16 @@
 // other backends must never load the driver. openPostgresBackend imports it on first use.
 import type { Pool } from 'pg';
 import { type BackendLocation, redactUrl } from '../../core/backend-url.js';
+import type { Clock } from '../../core/clock.js';
 import { isSessionHubError, SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { PostgresLeaseManager } from './lease-manager.js';
 import { migratePostgres } from './migrations.js';
 import { assertSchemaName } from './sql.js';
 import { PostgresTranscriptStore } from './transcript-store.js';
 
 export { migratePostgres, POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.js';
-export { PostgresTranscriptStore };
+export { PostgresLeaseManager, PostgresTranscriptStore };
 
 export interface PostgresBackendOptions {
   /** A node-postgres pool. sessionhub borrows it and leaves it open unless `ownsPool` is set. */
@@ -18,6 +20,8 @@ export interface PostgresBackendOptions {
   schema?: string;
   /** End the pool when the backend closes (and when opening fails). Default false. */
   ownsPool?: boolean;
+  /** Where lease expiry reads the time (never the server's clock). Default: the system clock. */
+  clock?: Clock;
 }
 
 /** How long an owned pool waits for a connection before giving up, instead of forever. */
@@ -44,7 +48,7 @@ function openFailure(error: unknown, where: string, schema: string): SessionHubE
 }
 
 async function open(options: PostgresBackendOptions, where: string): Promise<Backend> {
-  const { pool, schema = 'public', ownsPool = false } = options ?? {};
+  const { pool, schema = 'public', ownsPool = false, clock } = options ?? {};
   if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') {
     throw new SessionHubError(
       'INVALID_OPTION',
@@ -60,12 +64,15 @@ async function open(options: PostgresBackendOptions, where: string): Promise<Bac
     throw openFailure(error, where, String(schema));
   }
   const store = new PostgresTranscriptStore({ pool, schema });
+  const leases = new PostgresLeaseManager({ pool, schema, clock });
   let closing: Promise<void> | undefined;
   return {
     kind: 'postgres',
     store,
+    leases,
     close() {
       closing ??= (async () => {
+        leases.close();
         await store.close();
         if (ownsPool) await pool.end();
       })();
@@ -85,6 +92,7 @@ export function createPostgresBackend(options: PostgresBackendOptions): Promise<
 /** Opens the backend a `postgres://` URL names: its own pool of `location.poolSize` connections. */
 export async function openPostgresBackend(
   location: Extract<BackendLocation, { kind: 'postgres' }>,
+  options: { clock?: Clock } = {},
 ): Promise<Backend> {
   const { Pool } = await import('pg');
   const pool = new Pool({
@@ -97,7 +105,7 @@ export async function openPostgresBackend(
   // a new one or fails with its own error.
   pool.on('error', () => {});
   return open(
-    { pool, schema: location.schema, ownsPool: true },
+    { pool, schema: location.schema, ownsPool: true, clock: options.clock },
     redactUrl(location.connectionString),
   );
 }

@@ -11,7 +11,7 @@ export interface PostgresMigration {
 
 /**
  * The PostgreSQL schema as an ordered list of migrations. Never edit one that has shipped: append
- * a new one. The session registry and leases will join the transcripts here.
+ * a new one. The session registry will join the transcripts and leases here.
  */
 export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   {
@@ -68,6 +68,26 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         NULL;
       END
       $sessionhub$;
+    `,
+  },
+  {
+    version: 2,
+    name: 'leases',
+    sql: (s) => `
+      -- One row per resource ever leased. A release clears the token instead of deleting the row,
+      -- and an expired lease is overwritten in place, because the fence must only ever grow: a
+      -- re-inserted row would restart it at 1 and let a stale holder's writes validate again.
+      -- Times are epoch milliseconds on the callers' injected clock, never the server's.
+      -- Only the primary key is indexed and every write changes other columns, so with room left
+      -- on the page (fillfactor) acquire, renew and release stay HOT updates.
+      CREATE TABLE ${s}.leases (
+        resource   text COLLATE "C" PRIMARY KEY,
+        holder     text NOT NULL,
+        -- The holder's secret; NULL once released.
+        token      text,
+        fence      bigint NOT NULL,
+        expires_at bigint NOT NULL
+      ) WITH (fillfactor = 80);
     `,
   },
 ];

@@ -1,14 +1,16 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { type BackendLocation, redactUrl } from '../../core/backend-url.js';
+import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
 import { isValidPrefix } from './keys.js';
+import { RedisLeaseManager } from './lease-manager.js';
 import type { RedisClient } from './scripts.js';
 import { RedisTranscriptStore } from './transcript-store.js';
 
 export type { RedisClient };
-export { RedisTranscriptStore };
+export { RedisLeaseManager, RedisTranscriptStore };
 
 export const DEFAULT_REDIS_PREFIX = 'sessionhub';
 
@@ -24,6 +26,8 @@ export interface RedisBackendOptions {
   prefix?: string;
   /** Whether backend.close() disconnects `client`. Default false: the caller keeps it. */
   ownsClient?: boolean;
+  /** Where lease expiry reads the time (never the server's clock). Default: the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -47,13 +51,16 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     );
   }
   const store = new RedisTranscriptStore(client, { prefix });
+  const leases = new RedisLeaseManager(client, { prefix, clock: options.clock });
   const ownsClient = options.ownsClient ?? false;
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',
     store,
+    leases,
     close() {
       closing ??= (async () => {
+        leases.close();
         store.close();
         if (ownsClient) await quit(client);
       })();
@@ -69,6 +76,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
  */
 export async function openRedisBackend(
   location: Extract<BackendLocation, { kind: 'redis' }>,
+  options: { clock?: Clock } = {},
 ): Promise<Backend> {
   const { Redis } = await import('ioredis');
   let opening = true;
@@ -98,7 +106,12 @@ export async function openRedisBackend(
     }
   }
   opening = false;
-  return createRedisBackend({ client, prefix: location.prefix, ownsClient: true });
+  return createRedisBackend({
+    client,
+    prefix: location.prefix,
+    ownsClient: true,
+    clock: options.clock,
+  });
 }
 
 function unavailable(

@@ -12,12 +12,16 @@
  *     sessions         ZSET   sessionId scored by mtime (what listSessions returns)
  *     summaries        HASH   sessionId -> SessionSummaryEntry JSON
  *     gone:enc(sessionId)   STRING  deletion stamp, expires (see DELETE_FENCE_MS)
+ *   per lease     tag = '#' enc(resource)
+ *     lease            HASH    holder, token, fence, exp (absent when free; see lease-manager.ts)
+ *     fence            STRING  the resource's fence counter, never expires
  *
  * `enc` keeps [A-Za-z0-9._-] and percent-encodes every other UTF-8 byte, `%` included. So an
  * encoded component never holds ':', '{', '}' or a glob character, which makes every name
  * parse back to exactly one (prefix, tag, suffix): no two keys collide, and the hash tag is
  * always the braces this module wrote (the prefix is refused if it holds braces). The two tag
- * shapes differ by their ':' so a project tag never equals a session tag.
+ * shapes differ by their ':' so a project tag never equals a session tag, and a lease tag starts
+ * with '#', which `enc` never writes, so it equals neither.
  */
 
 const SAFE = /^[A-Za-z0-9._-]*$/;
@@ -86,4 +90,17 @@ export function projectKeys(prefix: string, projectKey: string): ProjectKeys {
     summaries: `${base}summaries`,
     gone: (sessionId) => `${base}gone:${encodeComponent(sessionId)}`,
   };
+}
+
+export interface LeaseKeys {
+  /** HASH of the current lease, absent when free. */
+  lease: string;
+  /** STRING counter of the resource's fences; outlives every lease. */
+  fence: string;
+}
+
+/** Keys of one lease resource; both share its hash tag, so each lease script stays on one slot. */
+export function leaseKeys(prefix: string, resource: string): LeaseKeys {
+  const base = `${prefix}:{#${encodeComponent(resource)}}:`;
+  return { lease: `${base}lease`, fence: `${base}fence` };
 }

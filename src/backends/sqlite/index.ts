@@ -5,11 +5,12 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { SqliteLeaseManager } from './lease-manager.js';
 import { migrateSqlite } from './migrations.js';
 import { SqliteTranscriptStore } from './transcript-store.js';
 
 export { migrateSqlite, SQLITE_MIGRATIONS } from './migrations.js';
-export { SqliteTranscriptStore };
+export { SqliteLeaseManager, SqliteTranscriptStore };
 
 export interface SqliteBackendOptions {
   /** An open better-sqlite3 database. */
@@ -22,6 +23,7 @@ export interface SqliteBackendOptions {
    * transactions before it may be rolled back. 'full' syncs every commit to disk.
    */
   synchronous?: 'normal' | 'full';
+  /** Where transcript mtimes and lease expiry get the time. Default: the system clock. */
   clock?: Clock;
 }
 
@@ -36,14 +38,17 @@ export function createSqliteBackend(options: SqliteBackendOptions): Backend {
   db.pragma('foreign_keys = ON');
   migrateSqlite(db);
   const store = new SqliteTranscriptStore(db, { clock: options.clock });
+  const leases = new SqliteLeaseManager(db, { clock: options.clock });
   let closed = false;
   return {
     kind: 'sqlite',
     store,
+    leases,
     async close() {
       if (closed) return;
       closed = true;
       store.markClosed();
+      leases.markClosed();
       if (options.ownsDatabase && db.open) db.close();
     },
   };

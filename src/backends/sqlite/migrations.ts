@@ -9,7 +9,7 @@ export interface SqliteMigration {
 
 /**
  * The SQLite schema as an ordered list of migrations. Never edit one that has shipped: add a new
- * one. Later migrations add the session registry and leases beside the transcripts.
+ * one. A later migration adds the session registry beside the transcripts and leases.
  */
 export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   {
@@ -40,6 +40,22 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       -- The idempotency key: a uuid is stored once per transcript.
       CREATE UNIQUE INDEX transcript_entries_by_uuid
         ON transcript_entries (session_ref, subpath, uuid) WHERE uuid IS NOT NULL;
+    `,
+  },
+  {
+    version: 2,
+    name: 'leases',
+    sql: `
+      -- One row per resource ever leased. The row outlives its lease so that fence only grows:
+      -- release clears token, and a lease whose expires_at has passed is free to take. Times are
+      -- epoch ms from the injected clock, never SQLite's.
+      CREATE TABLE leases (
+        resource   TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        token      TEXT,
+        fence      INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
     `,
   },
 ];
