@@ -67,6 +67,7 @@ const header = [
   'append p50',
   'append p99',
   'calls/s',
+  'p50 @1',
   'load 10-turn',
   'load 200-turn',
   'listSessions 1k',
