@@ -4,11 +4,22 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InMemorySessionStore, type SessionStore } from '@anthropic-ai/claude-agent-sdk';
+import type { Redis } from 'ioredis';
 import { openBackend } from '../src/index.js';
+import { naivePostgresStore, naiveRedisStore } from './naive.js';
 
 export const POSTGRES_URL =
   process.env.SESSIONHUB_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.SESSIONHUB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+async function deleteRedisPrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== '0');
+}
 
 export interface BenchTarget {
   name: string;
@@ -33,7 +44,15 @@ function reachable(url: string, fallbackPort: number): Promise<boolean> {
   });
 }
 
-export type TargetName = 'sdk-in-memory' | 'memory' | 'sqlite' | 'file' | 'postgres' | 'redis';
+export type TargetName =
+  | 'sdk-in-memory'
+  | 'memory'
+  | 'sqlite'
+  | 'file'
+  | 'postgres'
+  | 'redis'
+  | 'naive-postgres'
+  | 'naive-redis';
 
 /** Opens one target, or returns a reason it cannot run here. */
 export async function openTarget(name: TargetName): Promise<BenchTarget | string> {
@@ -79,6 +98,34 @@ export async function openTarget(name: TargetName): Promise<BenchTarget | string
         },
       };
     }
+    case 'naive-postgres': {
+      if (!(await reachable(POSTGRES_URL, 5432)))
+        return `PostgreSQL not reachable at ${POSTGRES_URL}`;
+      const { default: pg } = await import('pg');
+      const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 16 });
+      const store = await naivePostgresStore(pool, tag);
+      return {
+        name,
+        store,
+        async close() {
+          await pool.query(`DROP SCHEMA IF EXISTS ${tag} CASCADE`);
+          await pool.end();
+        },
+      };
+    }
+    case 'naive-redis': {
+      if (!(await reachable(REDIS_URL, 6379))) return `Redis not reachable at ${REDIS_URL}`;
+      const { Redis } = await import('ioredis');
+      const client = new Redis(REDIS_URL);
+      return {
+        name,
+        store: naiveRedisStore(client, tag),
+        async close() {
+          await deleteRedisPrefix(client, tag);
+          client.disconnect();
+        },
+      };
+    }
     case 'redis': {
       if (!(await reachable(REDIS_URL, 6379))) return `Redis not reachable at ${REDIS_URL}`;
       const url = new URL(REDIS_URL);
@@ -91,12 +138,7 @@ export async function openTarget(name: TargetName): Promise<BenchTarget | string
           await backend.close();
           const { Redis } = await import('ioredis');
           const client = new Redis(REDIS_URL);
-          let cursor = '0';
-          do {
-            const [next, keys] = await client.scan(cursor, 'MATCH', `${tag}:*`, 'COUNT', 1000);
-            cursor = next;
-            if (keys.length > 0) await client.unlink(...keys);
-          } while (cursor !== '0');
+          await deleteRedisPrefix(client, tag);
           client.disconnect();
         },
       };

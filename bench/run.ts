@@ -22,9 +22,23 @@ const { values } = parseArgs({
   },
 });
 
-const ALL: TargetName[] = ['sdk-in-memory', 'memory', 'sqlite', 'file', 'postgres', 'redis'];
-const targets = values.only
-  ? ALL.filter((t) => t === 'sdk-in-memory' || values.only?.split(',').includes(t))
+const ALL: TargetName[] = [
+  'sdk-in-memory',
+  'memory',
+  'sqlite',
+  'file',
+  'naive-postgres',
+  'postgres',
+  'naive-redis',
+  'redis',
+];
+// The baselines always run: the SDK's in-memory store, and the naive store beside its backend.
+const wanted = values.only?.split(',');
+const targets = wanted
+  ? ALL.filter(
+      (t) =>
+        t === 'sdk-in-memory' || wanted.includes(t) || wanted.includes(t.replace('naive-', '')),
+    )
   : ALL;
 
 console.log('Capturing the append batches of a real 10-turn query() session (mock model)…');
