@@ -485,6 +485,179 @@ describe.skipIf(!ok)('postgres backend', () => {
   });
 });
 
+describe.skipIf(!ok)('postgres group commit', () => {
+  /** A backend on a fresh schema whose pool records the text of every statement it sends. */
+  async function recorded(poolOptions: pg.PoolConfig = {}) {
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 4, ...poolOptions });
+    pools.push(pool);
+    // A connection terminated under a test must not crash the process.
+    pool.on('error', () => {});
+    const texts: string[] = [];
+    pool.on('connect', (client) => {
+      client.on('error', () => {});
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        const config = args[0] as string | { text?: string };
+        texts.push(typeof config === 'string' ? config : (config.text ?? ''));
+        return query(...args);
+      }) as typeof client.query;
+    });
+    const { backend, schema } = await fresh({ pool });
+    texts.length = 0;
+    const groups = () => texts.filter((t) => t.includes('string_to_array')).length;
+    return { backend, pool, schema, texts, groups };
+  }
+
+  const keyOf = (i: number): SessionKey => ({ projectKey: 'proj', sessionId: `g${i}` });
+  const turn = (i: number, t: number) => [
+    user(`g${i}-u${t}`, `prompt ${i}.${t}`),
+    title(`t${i}.${t}`),
+  ];
+
+  test('many sessions appending at once lose nothing and keep each session in call order', async () => {
+    const { backend, texts, groups } = await recorded();
+    const sessions = 40;
+    const turns = 5;
+    // Every append is issued at once; those of one session must still land in call order.
+    await Promise.all(
+      Array.from({ length: sessions }, (_, i) =>
+        Array.from({ length: turns }, (_, t) => backend.store.append(keyOf(i), turn(i, t))),
+      ).flat(),
+    );
+    // Far fewer statements than appends: they went out in groups.
+    expect(groups()).toBeGreaterThan(0);
+    expect(texts.length).toBeLessThan((sessions * turns) / 4);
+    for (let i = 0; i < sessions; i++) {
+      const expected = Array.from({ length: turns }, (_, t) => turn(i, t)).flat();
+      expect(canonical(await backend.store.load(keyOf(i)))).toBe(canonical(expected));
+    }
+    const listed = await backend.store.listSessions('proj');
+    expect(listed).toHaveLength(sessions);
+    for (let i = 0; i < sessions; i += 7) await expectSummaryMatchesTranscript(backend, keyOf(i));
+    // Retries of the same turns, grouped again, are deduplicated and change no summary.
+    const before = await backend.store.listSessionSummaries('proj');
+    await Promise.all(
+      Array.from({ length: sessions }, (_, i) =>
+        backend.store.append(keyOf(i), [user(`g${i}-u0`, `prompt ${i}.0`)]),
+      ),
+    );
+    expect(await backend.store.listSessionSummaries('proj')).toEqual(before);
+    expect(await backend.store.load(keyOf(3))).toHaveLength(turns * 2);
+  });
+
+  test('two backends appending to the same sessions at once fold every session in stored order', async () => {
+    const a = await recorded();
+    const b = (await fresh({ schema: a.schema })).backend;
+    const sessions = 12;
+    await Promise.all(
+      Array.from({ length: sessions }, (_, i) =>
+        Array.from({ length: 4 }, (_, t) => [
+          a.backend.store.append(keyOf(i), turn(i, t)),
+          b.store.append(keyOf(i), turn(i, t)),
+        ]).flat(),
+      ).flat(),
+    );
+    expect(a.groups()).toBeGreaterThan(0);
+    for (let i = 0; i < sessions; i++) {
+      const stored = ((await b.store.load(keyOf(i))) ?? []) as Array<{ uuid?: string }>;
+      // Each uuid once; each title once per call that sent it.
+      expect(stored.filter((e) => e.uuid).map((e) => e.uuid)).toEqual(
+        Array.from({ length: 4 }, (_, t) => `g${i}-u${t}`),
+      );
+      expect(stored).toHaveLength(4 + 8);
+      await expectSummaryMatchesTranscript(a.backend, keyOf(i));
+    }
+  });
+
+  test('a part the database refuses fails alone; the rest of its group is written', async () => {
+    const { backend, pool, schema, groups } = await recorded();
+    await pool.query(`
+      CREATE FUNCTION "${schema}".refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.entry LIKE '%boom%' THEN RAISE EXCEPTION 'boom refused'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_boom BEFORE INSERT ON "${schema}".transcript_entries
+        FOR EACH ROW EXECUTE FUNCTION "${schema}".refuse_boom();
+    `);
+    await backend.store.append(keyOf(5), [user('before', 'before')]);
+    const doomed = [user('d1', 'lost'), { type: 'x', uuid: 'd2', t: 'boom' }];
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        backend.store.append(keyOf(i), i === 5 ? doomed : turn(i, 0)),
+      ),
+    );
+    // The first append went out alone while the other nine queued; they then went out as two
+    // groups of five and four (an even share for the two statements in flight), the first of
+    // which failed and was retried session by session.
+    expect(groups()).toBe(2);
+    results.forEach((result, i) => {
+      if (i === 5)
+        expect(result).toMatchObject({ status: 'rejected', reason: { message: 'boom refused' } });
+      else expect(result.status).toBe('fulfilled');
+    });
+    for (let i = 0; i < 10; i++) {
+      if (i !== 5)
+        expect(canonical(await backend.store.load(keyOf(i)))).toBe(canonical(turn(i, 0)));
+    }
+    expect(canonical(await backend.store.load(keyOf(5)))).toBe(
+      canonical([user('before', 'before')]),
+    );
+    await expectSummaryMatchesTranscript(backend, keyOf(5));
+    await expectSummaryMatchesTranscript(backend, keyOf(7));
+    await pool.query(`DROP TRIGGER refuse_boom ON "${schema}".transcript_entries`);
+    await backend.store.append(keyOf(5), doomed);
+    expect(await backend.store.load(keyOf(5))).toHaveLength(3);
+    await expectSummaryMatchesTranscript(backend, keyOf(5));
+  });
+
+  test('a lost connection rejects every caller whose append it carried, and writes nothing', async () => {
+    const application = uniqueName('gc');
+    const { backend, schema, groups } = await recorded({ application_name: application });
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    try {
+      // Holds every append back: the table lock conflicts with any insert or update.
+      await admin.query('BEGIN');
+      await admin.query(`LOCK TABLE "${schema}".transcript_sessions IN SHARE MODE`);
+      const calls = Array.from({ length: 10 }, (_, i) =>
+        backend.store.append(keyOf(i), turn(i, 0)),
+      );
+      const settled = Promise.allSettled(calls);
+      let pending = true;
+      void settled.then(() => {
+        pending = false;
+      });
+      // Terminates every connection waiting on the lock: the lone first append's, then those of
+      // the groups that queued behind it.
+      let terminated = 0;
+      while (pending) {
+        // The admin's transaction would otherwise keep seeing its first view of the activity.
+        await admin.query('SELECT pg_stat_clear_snapshot()');
+        const { rows } = await admin.query<{ killed: boolean }>(
+          `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+           WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+          [application],
+        );
+        terminated += rows.length;
+      }
+      const results = await settled;
+      expect(results.map((r) => r.status)).toEqual(Array(10).fill('rejected'));
+      expect(terminated).toBeGreaterThanOrEqual(2);
+      expect(groups()).toBeGreaterThanOrEqual(1);
+    } finally {
+      await admin.query('COMMIT');
+      await admin.end();
+    }
+    for (let i = 0; i < 10; i++) expect(await backend.store.load(keyOf(i))).toBeNull();
+    // The pool replaces the lost connections and the same appends go through.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) => backend.store.append(keyOf(i), turn(i, 0))),
+    );
+    expect(await backend.store.listSessions('proj')).toHaveLength(10);
+  });
+});
+
 // The same contract through the path an append takes when optimistic writes keep losing: the
 // session's row lock held across the fold.
 describe.skipIf(!ok)('postgres store with locked appends', () => {

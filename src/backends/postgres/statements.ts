@@ -77,8 +77,6 @@ export interface SessionStateRow {
 
 /** Every statement the transcript store runs, for one schema. */
 export class TranscriptStatements {
-  private readonly sessions: string;
-  private readonly entries: string;
   private readonly mainBySlots = new Map<number, Statement>();
   private readonly subpathBySlots = new Map<number, Statement>();
 
@@ -96,8 +94,6 @@ export class TranscriptStatements {
     const s = quoteIdentifier(schema);
     const sessions = `${s}.transcript_sessions`;
     const entries = `${s}.transcript_entries`;
-    this.sessions = sessions;
-    this.entries = entries;
 
     /** Takes the session's row lock until the transaction ends, creating the row if need be. */
     this.lockSession = prepared(`
@@ -151,6 +147,59 @@ export class TranscriptStatements {
         FROM subpaths p WHERE p.subpath IS NOT NULL
       )
       SELECT subpath FROM subpaths WHERE subpath IS NOT NULL`);
+
+    this.appendGroup = prepared(`
+      WITH s AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+          string_to_array($6::text, E'\\n'))
+          WITH ORDINALITY AS s (project_key, session_id, version, id, n, summary, k)
+      ),
+      batch AS (
+        SELECT * FROM unnest($7::bigint[], $8::bigint[], $9::text[],
+          string_to_array($10::text, E'\\n')) AS b (k, ord, uuid, entry)
+      ),
+      duplicates AS (
+        SELECT DISTINCT b.k FROM batch b
+        JOIN s ON s.k = b.k
+        CROSS JOIN LATERAL (
+          SELECT e.uuid FROM ${entries} e
+          WHERE e.session_ref = s.id AND e.subpath = '' AND e.uuid = b.uuid
+          LIMIT 1
+        ) AS found
+      ),
+      updated AS (
+        UPDATE ${sessions} AS t SET
+          next_seq = t.next_seq + s.n,
+          version = DEFAULT,
+          mtime = GREATEST(${NOW_MS}, t.mtime + 1),
+          summary = s.summary
+        FROM s
+        WHERE t.id = s.id AND t.version = s.version
+          AND NOT EXISTS (SELECT FROM duplicates d WHERE d.k = s.k)
+        RETURNING s.k, t.id, t.next_seq - s.n AS first_seq, t.version
+      ),
+      inserted_sessions AS (
+        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary)
+        SELECT s.project_key, s.session_id, s.n, ${NOW_MS}, s.summary FROM s
+        WHERE s.version = 0 AND NOT EXISTS (SELECT FROM updated u WHERE u.k = s.k)
+        ORDER BY s.k
+        ON CONFLICT (project_key, session_id) DO NOTHING
+        RETURNING project_key, session_id, id, version
+      ),
+      claimed AS (
+        SELECT * FROM updated
+        UNION ALL
+        SELECT s.k, i.id, 0::bigint AS first_seq, i.version FROM inserted_sessions i
+        JOIN s ON s.project_key = i.project_key AND s.session_id = i.session_id
+      ),
+      inserted AS (
+        -- No ON CONFLICT, as in appendMain: an unforeseen duplicate fails the statement, and the
+        -- caller then retries each session on its own.
+        INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
+        SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry
+        FROM claimed c JOIN batch b ON b.k = c.k
+      )
+      SELECT k, id, version FROM claimed`);
 
     this.lockForDelete = prepared(`
       SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2 FOR UPDATE`);
@@ -227,6 +276,23 @@ export class TranscriptStatements {
     this.mainBySlots.set(slots, statement);
     return statement;
   }
+
+  /**
+   * Main-transcript appends of several sessions in one statement, hence one round trip and one
+   * commit for all of them (group commit). Each session's part is exactly appendMain(): written
+   * only if its row still has the version its caller folded from and none of its uuids is stored.
+   * Returns one row per session written, by its 1-based place `k` in the arrays; a session with no
+   * row lost its race and wrote nothing. Callers order the sessions by row id, which with the
+   * plan this takes locks the rows in that order; a deadlock between two processes' groups is
+   * possible all the same, and is retried session by session like any other failure.
+   *   $1 projectKeys, $2 sessionIds, $3 expected versions, $4 row ids (null = not known),
+   *   $5 entry counts, $6 summaries, newline-separated;
+   *   $7 each entry's session k, $8 its 1-based place in its session's batch, $9 its uuid,
+   *   $10 the entries, newline-separated.
+   * JSON text from JSON.stringify never holds a raw newline, so a newline is a safe separator, and
+   * the entries travel without the escaping a text[] literal would add to every quote.
+   */
+  readonly appendGroup: Statement;
 
   /**
    * A subagent transcript append in one statement: no summary to keep, so the row lock only hands

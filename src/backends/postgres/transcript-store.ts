@@ -17,6 +17,7 @@ import {
 } from '../../core/session-key.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { GroupCommit, type GroupOutcome, type GroupPart } from './group-commit.js';
 import { isUniqueViolation, type Queryable } from './sql.js';
 import {
   type BatchRow,
@@ -36,6 +37,15 @@ const OPTIMISTIC_ATTEMPTS = 3;
 
 /** Sessions whose last known version and summary are kept, to fold without reading first. */
 const KNOWN_SESSIONS = 10_000;
+
+/** Group statements (each on its own pooled connection) in flight at once. */
+const GROUPS_IN_FLIGHT = 2;
+
+/** Sessions in one group statement at most. */
+const GROUP_PARTS = 64;
+
+/** Entry characters in one group statement at most. */
+const GROUP_CHARS = 4 * 1024 * 1024;
 
 /** What this process last knew of a session's main transcript (bigints as decimal text). */
 interface KnownSession {
@@ -104,6 +114,10 @@ function sessionId(ref: SessionRef): string {
  * there first, nothing is written: the append reads the session as it is now and folds again, and
  * after a few lost races it locks the session instead. Appends to one session from this process
  * run one after another, in call order, so they never race each other.
+ *
+ * Main-transcript appends of different sessions share statements (group commit, see GroupCommit):
+ * while one is in flight the next ones queue, and all that queued go out together, which spares
+ * each its own round trip, statement execution and commit under concurrency.
  */
 export class PostgresTranscriptStore implements TranscriptStore {
   private readonly pool: Pool;
@@ -112,6 +126,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
   /** The last queued write of each session; writes to one session run in call order. */
   private readonly queues = new Map<string, Promise<void>>();
   private readonly optimisticAttempts: number;
+  private readonly group: GroupCommit;
   private closed = false;
 
   /**
@@ -119,10 +134,23 @@ export class PostgresTranscriptStore implements TranscriptStore {
    * one-statement tries a main-transcript append makes before it locks the session instead;
    * 0 always locks, which tests use to exercise that path.
    */
-  constructor(options: { pool: Pool; schema: string; optimisticAttempts?: number }) {
+  constructor(options: {
+    pool: Pool;
+    schema: string;
+    optimisticAttempts?: number;
+    /** Group statements in flight at once, each on its own pooled connection. Default 2. */
+    groupsInFlight?: number;
+  }) {
     this.pool = options.pool;
     this.sql = new TranscriptStatements(options.schema);
     this.optimisticAttempts = options.optimisticAttempts ?? OPTIMISTIC_ATTEMPTS;
+    this.group = new GroupCommit({
+      writeGroup: (parts) => this.writeGroup(parts),
+      writeOne: (part) => this.writeOne(this.pool, part),
+      maxInFlight: Math.max(1, options.groupsInFlight ?? GROUPS_IN_FLIGHT),
+      maxParts: GROUP_PARTS,
+      maxChars: GROUP_CHARS,
+    });
   }
 
   async append(key: SessionKey, entries: TranscriptEntry[]): Promise<void> {
@@ -164,7 +192,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
     for (let attempt = 0; attempt < this.optimisticAttempts; attempt++) {
       let written: KnownSession | undefined;
       try {
-        written = await this.writeMain(this.pool, ref, pending, known);
+        written = await this.writeMain(null, ref, pending, known);
       } catch (error) {
         if (isUniqueViolation(error)) break;
         throw error;
@@ -210,10 +238,11 @@ export class PostgresTranscriptStore implements TranscriptStore {
   /**
    * Folds `pending` onto the summary of `known` and writes both in one statement, provided the
    * session is still as `known` says. Returns the session as written, or undefined when it had
-   * moved on (or holds some of the entries) and nothing was written.
+   * moved on (or holds some of the entries) and nothing was written. Without `db` (outside a
+   * transaction) the write joins a group commit with other sessions' appends.
    */
   private async writeMain(
-    db: Queryable,
+    db: Queryable | null,
     ref: SessionRef,
     pending: PendingEntry[],
     known: KnownSession,
@@ -231,19 +260,72 @@ export class PostgresTranscriptStore implements TranscriptStore {
       0,
     );
     const summary = JSON.stringify(folded.data);
+    const part: GroupPart = { ref, version: known.version, id: known.id, summary, rows: pending };
+    const written = await (db === null ? this.group.submit(part) : this.writeOne(db, part));
+    return written && { id: written.id, version: written.version, summary };
+  }
+
+  /** One session's append in its own statement. */
+  private async writeOne(db: Queryable, part: GroupPart): Promise<GroupOutcome> {
     const { rows } = await db.query<SessionStateRow>({
-      ...this.sql.appendMain(pending.length),
+      ...this.sql.appendMain(part.rows.length),
       values: [
-        ref.projectKey,
-        ref.sessionId,
-        known.version,
-        summary,
-        known.id,
-        ...batchParameters(pending),
+        part.ref.projectKey,
+        part.ref.sessionId,
+        part.version,
+        part.summary,
+        part.id,
+        ...batchParameters(part.rows),
       ],
     });
     const row = rows[0];
-    return row && { id: row.id, version: row.version, summary };
+    return row && { id: row.id, version: row.version };
+  }
+
+  /** Several sessions' appends in one statement; outcomes in the order of `parts`. */
+  private async writeGroup(parts: GroupPart[]): Promise<GroupOutcome[]> {
+    const projectKeys: string[] = [];
+    const sessionIds: string[] = [];
+    const versions: string[] = [];
+    const ids: Array<string | null> = [];
+    const counts: number[] = [];
+    const summaries: string[] = [];
+    const sessionOf: number[] = [];
+    const places: number[] = [];
+    const uuids: Array<string | null> = [];
+    const lines: string[] = [];
+    parts.forEach((part, i) => {
+      projectKeys.push(part.ref.projectKey);
+      sessionIds.push(part.ref.sessionId);
+      versions.push(part.version);
+      ids.push(part.id);
+      counts.push(part.rows.length);
+      summaries.push(part.summary);
+      part.rows.forEach((row, j) => {
+        sessionOf.push(i + 1);
+        places.push(j + 1);
+        uuids.push(row.uuid);
+        lines.push(row.line);
+      });
+    });
+    const { rows } = await this.pool.query<{ k: string; id: string; version: string }>({
+      ...this.sql.appendGroup,
+      values: [
+        projectKeys,
+        sessionIds,
+        versions,
+        ids,
+        counts,
+        summaries.join('\n'),
+        sessionOf,
+        places,
+        uuids,
+        lines.join('\n'),
+      ],
+    });
+    const outcomes = new Array<GroupOutcome>(parts.length).fill(undefined);
+    for (const row of rows) outcomes[Number(row.k) - 1] = { id: row.id, version: row.version };
+    return outcomes;
   }
 
   /** Reads the session as it is now, and drops from `pending` the entries it already holds. */
