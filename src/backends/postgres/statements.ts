@@ -77,6 +77,9 @@ export interface SessionStateRow {
 
 /** Every statement the transcript store runs, for one schema. */
 export class TranscriptStatements {
+  /** Qualified table names, for the statements built lazily per batch shape. */
+  readonly sessions: string;
+  readonly entries: string;
   private readonly mainBySlots = new Map<number, Statement>();
   private readonly subpathBySlots = new Map<number, Statement>();
 
@@ -94,6 +97,8 @@ export class TranscriptStatements {
     const s = quoteIdentifier(schema);
     const sessions = `${s}.transcript_sessions`;
     const entries = `${s}.transcript_entries`;
+    this.sessions = sessions;
+    this.entries = entries;
 
     /** Takes the session's row lock until the transaction ends, creating the row if need be. */
     this.lockSession = prepared(`
