@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock } from '../../core/clock.js';
-import { SessionHubError } from '../../core/errors.js';
 import {
   type AcquireOptions,
   assertLeaseRequest,
@@ -11,6 +10,7 @@ import {
   type LeaseManager,
   leaseLost,
 } from '../../core/lease.js';
+import { closedError, guardRedis } from './failures.js';
 import { leaseKeys } from './keys.js';
 import { lua, type RedisClient, runScript } from './scripts.js';
 
@@ -190,27 +190,11 @@ export class RedisLeaseManager implements LeaseManager {
   }
 
   private assertOpen(): void {
-    if (this.closed) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This Redis lease manager was closed with backend.close(); open a new backend to keep using it.',
-      );
-    }
+    if (this.closed) throw closedError('lease manager');
   }
 
-  /** Turns driver and server failures into BACKEND_UNAVAILABLE; our own errors pass through. */
   private guard<T>(operation: string, pending: Promise<T>): Promise<T> {
-    return pending.catch((error: unknown) => {
-      if (error instanceof SessionHubError) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new SessionHubError(
-        'BACKEND_UNAVAILABLE',
-        `Redis lease ${operation}() failed: ${reason}. Check that the Redis server is up and reachable, ` +
-          'that it is not out of memory (maxmemory), and that this user may run EVALSHA/EVAL.',
-        { operation },
-        { cause: error },
-      );
-    });
+    return guardRedis(`Redis lease ${operation}()`, operation, pending);
   }
 }
 

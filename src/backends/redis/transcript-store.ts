@@ -1,6 +1,5 @@
 import type { TranscriptEntry } from '../../core/entries.js';
 import { assertEntries, entryUuid, serializeEntry } from '../../core/entries.js';
-import { SessionHubError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -10,6 +9,7 @@ import {
 } from '../../core/session-key.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { closedError, guardRedis } from './failures.js';
 import { projectKeys, sessionKeys } from './keys.js';
 import { SummaryPublisher } from './publisher.js';
 import {
@@ -283,27 +283,11 @@ export class RedisTranscriptStore implements TranscriptStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This Redis transcript store was closed with backend.close(); open a new backend to keep using it.',
-      );
-    }
+    if (this.closed) throw closedError('transcript store');
   }
 
-  /** Turns driver and server failures into BACKEND_UNAVAILABLE; our own errors pass through. */
   private guard<T>(operation: string, pending: Promise<T>): Promise<T> {
-    return pending.catch((error: unknown) => {
-      if (error instanceof SessionHubError) throw error;
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new SessionHubError(
-        'BACKEND_UNAVAILABLE',
-        `Redis ${operation}() failed: ${reason}. Check that the Redis server is up and reachable, ` +
-          'that it is not out of memory (maxmemory), and that this user may run EVALSHA/EVAL.',
-        { operation },
-        { cause: error },
-      );
-    });
+    return guardRedis(`Redis ${operation}()`, operation, pending);
   }
 }
 

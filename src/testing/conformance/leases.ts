@@ -14,6 +14,50 @@ export interface LeasesUnderTest {
 }
 
 const HOUR = 60 * 60 * 1000;
+const RACE_TTL_MS = 60_000;
+
+/**
+ * Both managers try every resource at once, twice each, in three rounds: on free resources, on
+ * expired leases, and on released ones. Each resource must have exactly one winner per round,
+ * with the next fence, and both managers must agree on who holds it.
+ */
+async function raceOnManyResources(
+  clock: ManualClock,
+  a: LeaseManager,
+  b: LeaseManager,
+): Promise<void> {
+  const resources = Array.from({ length: 100 }, (_, i) => `r${i}`);
+  const contenders = [a, b, a, b];
+  let winners: Lease[] = [];
+  for (const [round, before] of [
+    [1, async () => {}],
+    [2, async () => clock.advance(RACE_TTL_MS)],
+    [3, async () => void (await Promise.all(winners.map((lease) => a.release(lease))))],
+  ] as const) {
+    await before();
+    const results = await Promise.all(
+      resources.flatMap((resource) =>
+        contenders.map((manager, i) =>
+          manager.acquire(resource, { holder: `${resource}/${round}/${i}`, ttlMs: RACE_TTL_MS }),
+        ),
+      ),
+    );
+    winners = [];
+    for (const [r, resource] of resources.entries()) {
+      const won = results
+        .slice(r * contenders.length, (r + 1) * contenders.length)
+        .filter((lease): lease is Lease => lease !== null);
+      expect(won, resource).toHaveLength(1);
+      const lease = won[0] as Lease;
+      expect(lease.fence, resource).toBe(round);
+      winners.push(lease);
+    }
+    for (const manager of [a, b]) {
+      const seen = await Promise.all(resources.map((resource) => manager.current(resource)));
+      expect(seen.map((info) => info?.holder)).toEqual(winners.map((lease) => lease.holder));
+    }
+  }
+}
 
 /**
  * Registers the lease conformance suite with vitest. Time comes from a ManualClock that the tests
@@ -144,6 +188,11 @@ export function describeLeaseConformance(name: string, open: () => Promise<Lease
       expect(winners).toHaveLength(1);
       expect(await leases.current('hot')).toMatchObject({ holder: winners[0]?.holder, fence: 1 });
     });
+
+    test('two managers racing on many resources, free, expired and released, never both win one', async () => {
+      const { clock, leases, other } = await setup();
+      await raceOnManyResources(clock, leases, await other());
+    }, 60_000);
 
     test('bad requests are refused with INVALID_OPTION', async () => {
       const { leases } = await setup();
