@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type Backend, openBackend } from '../../src/index.js';
+import { type Backend, type Clock, openBackend } from '../../src/index.js';
 import type { OpenStore, StoreUnderTest } from '../../src/testing/index.js';
 import { POSTGRES_URL, REDIS_URL, requireService, uniqueName } from './services.js';
 
@@ -111,6 +111,29 @@ export function conformanceStores(makeUrl: () => Promise<{ url: string; drop(): 
     },
     async cleanup() {
       for (const drop of drops.splice(0)) await drop();
+    },
+  };
+}
+
+/**
+ * Fresh storage that several backends share within one test, as several processes or hosts
+ * would: every open() is a new backend (its own pool or connection) on the same URL.
+ */
+export async function sharedStorage(
+  makeUrl: () => Promise<{ url: string; drop(): Promise<void> }>,
+): Promise<{ url: URL; open(clock: Clock): Promise<Backend>; close(): Promise<void> }> {
+  const { url, drop } = await makeUrl();
+  const backends: Backend[] = [];
+  return {
+    url: new URL(url),
+    async open(clock) {
+      const backend = await openBackend(url, { clock });
+      backends.push(backend);
+      return backend;
+    },
+    async close() {
+      for (const backend of backends.splice(0)) await backend.close();
+      await drop();
     },
   };
 }

@@ -1,30 +1,17 @@
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { Backend } from '../../src/backends/backend.js';
-import { openBackend } from '../../src/backends/open.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import type { Lease } from '../../src/core/lease.js';
 import { describeLeaseConformance } from '../../src/testing/index.js';
-import { freshPostgresUrl, postgresAvailable } from '../helpers/backends.js';
+import { freshPostgresUrl, postgresAvailable, sharedStorage } from '../helpers/backends.js';
 import { POSTGRES_URL } from '../helpers/services.js';
 
 /** A fresh schema; every open() is a new backend with its own pool over it. */
+/** Fresh storage; every open() is a new backend with its own connection over it. */
 async function freshSchema() {
-  const { url, drop } = await freshPostgresUrl();
-  const backends: Backend[] = [];
-  return {
-    schema: new URL(url).searchParams.get('schema') as string,
-    async open(clock: ManualClock) {
-      const backend = await openBackend(url, { clock });
-      backends.push(backend);
-      return backend;
-    },
-    async close() {
-      for (const backend of backends.splice(0)) await backend.close();
-      await drop();
-    },
-  };
+  const storage = await sharedStorage(freshPostgresUrl);
+  return { ...storage, schema: storage.url.searchParams.get('schema') as string };
 }
 
 // Off CI a missing PostgreSQL skips with instructions; under CI=true the helper throws instead.

@@ -1,32 +1,19 @@
 import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { Backend } from '../../src/backends/backend.js';
-import { openBackend } from '../../src/backends/open.js';
 import { leaseKeys } from '../../src/backends/redis/keys.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import type { Lease } from '../../src/core/lease.js';
 import { describeLeaseConformance } from '../../src/testing/index.js';
-import { freshRedisUrl, redisAvailable } from '../helpers/backends.js';
+import { freshRedisUrl, redisAvailable, sharedStorage } from '../helpers/backends.js';
 import { REDIS_URL } from '../helpers/services.js';
 
 /** A fresh key prefix; every open() is a new backend with its own connection over it. */
+/** Fresh storage; every open() is a new backend with its own connection over it. */
 async function freshPrefix() {
-  const { url, drop } = await freshRedisUrl();
-  const backends: Backend[] = [];
-  return {
-    prefix: new URL(url).searchParams.get('prefix') as string,
-    async open(clock: ManualClock) {
-      const backend = await openBackend(url, { clock });
-      backends.push(backend);
-      return backend;
-    },
-    async close() {
-      for (const backend of backends.splice(0)) await backend.close();
-      await drop();
-    },
-  };
+  const storage = await sharedStorage(freshRedisUrl);
+  return { ...storage, prefix: storage.url.searchParams.get('prefix') as string };
 }
 
 // Off CI a missing Redis skips with instructions; under CI=true the helper throws instead.
