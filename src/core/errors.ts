@@ -19,6 +19,14 @@ export const ERROR_CODES = [
   'CLOSED',
   /** A lease was renewed or used after it expired or passed to another holder. */
   'LEASE_LOST',
+  /** No session with that id is visible to the caller (missing, or another tenant's/owner's). */
+  'SESSION_NOT_FOUND',
+  /** The session expired; details say when and how to extend it. */
+  'SESSION_EXPIRED',
+  /** Another turn holds the session's lease. */
+  'SESSION_BUSY',
+  /** A configured limit (sessions, turns, cost) would be exceeded; details name it. */
+  'LIMIT_EXCEEDED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
