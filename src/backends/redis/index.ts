@@ -61,7 +61,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     close() {
       closing ??= (async () => {
         leases.close();
-        store.close();
+        await store.close();
         if (ownsClient) await quit(client);
       })();
       return closing;

@@ -82,13 +82,27 @@ export class RedisTranscriptStore implements TranscriptStore {
     this.publisher = new SummaryPublisher(client, options.prefix);
   }
 
-  /** Refuses every later call; the connection itself belongs to the backend. */
-  close(): void {
+  /** Appends under way, so close() can let them finish both steps before the connection goes. */
+  private readonly inFlight = new Set<Promise<void>>();
+
+  /** Refuses every later call and waits for appends under way; the connection is the backend's. */
+  async close(): Promise<void> {
     this.closed = true;
+    await Promise.allSettled([...this.inFlight]);
   }
 
   async append(key: SessionKey, entries: TranscriptEntry[]): Promise<void> {
     this.assertOpen();
+    const run = this.appendNow(key, entries);
+    this.inFlight.add(run);
+    try {
+      await run;
+    } finally {
+      this.inFlight.delete(run);
+    }
+  }
+
+  private async appendNow(key: SessionKey, entries: TranscriptEntry[]): Promise<void> {
     assertSessionKey(key);
     assertEntries(entries);
     if (entries.length === 0) return;

@@ -593,6 +593,30 @@ export function describeSessionStoreConformance(
       for (const handle of opened.splice(0)) await handle.close();
     });
 
+    test('close() lets appends already under way finish, summaries included', async () => {
+      const first = await open();
+      opened.push(first);
+      if (!first.reopen) throw new Error('a durable store must offer reopen()');
+      const store = full(first.store);
+      const batches = Array.from({ length: 8 }, (_, i) => [userEntry(`w${i}`, `prompt ${i}`)]);
+      const keyOf = (i: number): SessionKey => ({ ...KEY, sessionId: `s${i % 4}` });
+      const pending = batches.map((batch, i) => store.append(keyOf(i), batch));
+      // reopen() closes this store first, while the appends above are still in flight.
+      opened.pop();
+      const reopening = first.reopen();
+      await Promise.all(pending);
+      const second = await reopening;
+      opened.push(second);
+      const again = full(second.store);
+      const summaries = await again.listSessionSummaries(KEY.projectKey);
+      for (let s = 0; s < 4; s++) {
+        const stored = (await again.load(keyOf(s))) ?? [];
+        expect(stored).toHaveLength(2);
+        const summary = summaryOf(summaries, `s${s}`);
+        expect(summary.data.lastPrompt).toBe(stored.at(-1)?.lastPrompt);
+      }
+    });
+
     test('everything acknowledged is still there after close() and reopening', async () => {
       const first = await open();
       opened.push(first);
