@@ -16,12 +16,16 @@ import {
   query,
   type SDKMessage,
   type SessionKey,
-  type SessionStore,
   type SessionStoreEntry,
   type SessionStoreFlush,
 } from '@anthropic-ai/claude-agent-sdk';
 import { MemoryTranscriptStore } from '../src/backends/memory/index.js';
-import { type MockReply, startMockAnthropic } from '../src/testing/mock-anthropic/index.js';
+import {
+  type MockReply,
+  mockModelEnv,
+  startMockAnthropic,
+} from '../src/testing/mock-anthropic/index.js';
+import { RecordingStore } from '../src/testing/recording-store.js';
 
 export interface CapturedBatch {
   /** 0-based turn of the session that made this append call. */
@@ -59,53 +63,6 @@ function answer(turn: number): string {
   return sentences.join(' ');
 }
 
-function copy<T>(value: T): T {
-  return structuredClone(value);
-}
-
-/** Records every append (deep copies, in call order) and delegates everything to `inner`. */
-class RecordingStore implements SessionStore {
-  readonly batches: CapturedBatch[] = [];
-  turn = 0;
-
-  constructor(private readonly inner: MemoryTranscriptStore) {}
-
-  async append(key: SessionKey, entries: SessionStoreEntry[]): Promise<void> {
-    this.batches.push({ turn: this.turn, key: copy(key), entries: copy(entries) });
-    await this.inner.append(key, entries);
-  }
-  load(key: SessionKey) {
-    return this.inner.load(key);
-  }
-  listSessions(projectKey: string) {
-    return this.inner.listSessions(projectKey);
-  }
-  listSessionSummaries(projectKey: string) {
-    return this.inner.listSessionSummaries(projectKey);
-  }
-  delete(key: SessionKey) {
-    return this.inner.delete(key);
-  }
-  listSubkeys(key: { projectKey: string; sessionId: string }) {
-    return this.inner.listSubkeys(key);
-  }
-}
-
-function cliEnv(baseUrl: string, configDir: string): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = { ...process.env };
-  for (const name of Object.keys(env)) {
-    if (name.startsWith('ANTHROPIC_') || name.startsWith('CLAUDE_')) delete env[name];
-  }
-  return {
-    ...env,
-    ANTHROPIC_BASE_URL: baseUrl,
-    ANTHROPIC_API_KEY: 'bench-key',
-    CLAUDE_CONFIG_DIR: configDir,
-    // Title generation and telemetry are not part of the transcript workload.
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-  };
-}
-
 /**
  * Runs `turns` real query() turns of one session and returns every `append(key, entries)` call
  * the SDK made, in order. Each turn runs on a fresh CLAUDE_CONFIG_DIR, as a stateless replica
@@ -120,6 +77,8 @@ export async function captureTurnBatches(options: CaptureOptions): Promise<Captu
   const cwd = path.join(root, 'project');
   const mock = await startMockAnthropic();
   const store = new RecordingStore(new MemoryTranscriptStore());
+  /** How many append calls had been made when each turn started. */
+  const turnStarts: number[] = [];
   try {
     await mkdir(cwd);
     const notes = path.join(cwd, 'NOTES.md');
@@ -127,7 +86,7 @@ export async function captureTurnBatches(options: CaptureOptions): Promise<Captu
 
     let sessionId: string | undefined;
     for (let turn = 0; turn < turns; turn++) {
-      store.turn = turn;
+      turnStarts.push(store.appends().length);
       const withTool = toolCalls === 'every' || (toolCalls === 'alternate' && turn % 2 === 1);
       const replies: MockReply[] = withTool
         ? [
@@ -145,7 +104,7 @@ export async function captureTurnBatches(options: CaptureOptions): Promise<Captu
       const configDir = await mkdtemp(path.join(root, `host-${turn}-`));
       const queryOptions: Options = {
         cwd,
-        env: cliEnv(mock.url, configDir),
+        env: mockModelEnv(mock.url, configDir),
         sessionStore: store,
         sessionStoreFlush,
         allowedTools: ['Read'],
@@ -171,7 +130,11 @@ export async function captureTurnBatches(options: CaptureOptions): Promise<Captu
       }
       sessionId = result.session_id;
     }
-    return store.batches;
+    return store.appends().map(({ key, entries }, call) => ({
+      turn: turnStarts.findLastIndex((start) => start <= call),
+      key,
+      entries,
+    }));
   } finally {
     await mock.close();
     await rm(root, { recursive: true, force: true });

@@ -33,3 +33,4 @@ export {
   type WireMessage,
   type WireUsage,
 } from './mock-anthropic/index.js';
+export { type RecordedCall, RecordingStore } from './recording-store.js';

@@ -5,12 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  forkSession,
-  type SessionKey,
-  type SessionStore,
-  type SessionStoreEntry,
-} from '@anthropic-ai/claude-agent-sdk';
+import { forkSession, type SessionStoreEntry } from '@anthropic-ai/claude-agent-sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   emptyUsageState,
@@ -22,7 +17,7 @@ import {
   usageTotals,
 } from '../../src/core/usage.js';
 import { type Backend, openBackend } from '../../src/index.js';
-import { type MockAnthropic, startMockAnthropic } from '../../src/testing/index.js';
+import { type MockAnthropic, RecordingStore, startMockAnthropic } from '../../src/testing/index.js';
 import { runTurn, TempDirs, type TurnResult } from '../helpers/sdk.js';
 
 const MODEL = 'claude-test';
@@ -548,41 +543,6 @@ describe('forkUsageState on hand-made entries', () => {
   });
 });
 
-/** A SessionStore that records each session's append batches and delegates to a backend. */
-class RecordingStore implements SessionStore {
-  readonly batches = new Map<string, SessionStoreEntry[][]>();
-
-  constructor(private readonly inner: SessionStore & Required<SessionStore>) {}
-
-  batchesOf(sessionId: string): SessionStoreEntry[][] {
-    return this.batches.get(sessionId) ?? [];
-  }
-
-  async append(key: SessionKey, entries: SessionStoreEntry[]): Promise<void> {
-    if (key.subpath === undefined) {
-      const list = this.batches.get(key.sessionId) ?? [];
-      list.push(structuredClone(entries));
-      this.batches.set(key.sessionId, list);
-    }
-    await this.inner.append(key, entries);
-  }
-  load(key: SessionKey) {
-    return this.inner.load(key);
-  }
-  listSessions(projectKey: string) {
-    return this.inner.listSessions(projectKey);
-  }
-  listSessionSummaries(projectKey: string) {
-    return this.inner.listSessionSummaries(projectKey);
-  }
-  delete(key: SessionKey) {
-    return this.inner.delete(key);
-  }
-  listSubkeys(key: { projectKey: string; sessionId: string }) {
-    return this.inner.listSubkeys(key);
-  }
-}
-
 function messageIds(entries: SessionStoreEntry[]): string[] {
   return entries
     .filter((entry) => entry.type === 'assistant')
@@ -594,6 +554,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
   let mock: MockAnthropic;
   let backend: Backend;
   let store: RecordingStore;
+  const batchesOf = (sessionId: string) => store.appends(sessionId).map((a) => a.entries);
   let cwd: string;
   const turns: TurnResult[] = [];
   let parentId: string;
@@ -634,7 +595,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     );
     turns.push(await turn('Turn 2: read the notes', parentId));
     turns.push(await turn('Turn 3: thanks', parentId));
-    parent = foldAll(emptyUsageState(), store.batchesOf(parentId)).state;
+    parent = foldAll(emptyUsageState(), batchesOf(parentId)).state;
   }, 60_000);
 
   afterAll(async () => {
@@ -644,7 +605,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
   });
 
   test('a session resumed on three hosts: three turns, cost equal to the SDK total', () => {
-    const batches = store.batchesOf(parentId);
+    const batches = batchesOf(parentId);
     const { state, costUsd, turns: counted, deltas } = foldAll(emptyUsageState(), batches);
     const last = turns[2]?.result.total_cost_usd as number;
     expect(usageTotals(state).turns).toBe(3);
@@ -666,10 +627,10 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
 
   test('pending tokens of a turn match what its cost-state then reports', () => {
     // The tool turn wrote one API response as two entries: the id rule is exercised.
-    const ids = messageIds(store.batchesOf(parentId).flat());
+    const ids = messageIds(batchesOf(parentId).flat());
     expect(new Set(ids).size).toBeLessThan(ids.length);
     let state = emptyUsageState();
-    for (const batch of store.batchesOf(parentId)) {
+    for (const batch of batchesOf(parentId)) {
       const folded = foldUsage(state, batch);
       if (folded.delta.turns === 1) {
         // The transcript shows every API call of these turns: the estimate was exact.
@@ -683,7 +644,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
   });
 
   test('every batch delivered twice (retried appends) changes nothing', () => {
-    const batches = store.batchesOf(parentId);
+    const batches = batchesOf(parentId);
     const twice = foldRetried(emptyUsageState(), batches);
     expect(twice).toEqual(foldAll(emptyUsageState(), batches).state);
     expect(usageTotals(twice).turns).toBe(3);
@@ -691,7 +652,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
 
   test('a helper fork plus one turn: parent cost plus the new turn, and only the turn is new', async () => {
     const fork = await forkSession(parentId, { dir: cwd, sessionStore: store });
-    const copied = foldAll(forkUsageState(parent), store.batchesOf(fork.sessionId));
+    const copied = foldAll(forkUsageState(parent), batchesOf(fork.sessionId));
     expect(copied.costUsd).toBe(0);
     expect(usageTotals(copied.state)).toEqual(usageTotals(parent));
 
@@ -701,7 +662,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
       state,
       costUsd,
       turns: counted,
-    } = foldAll(forkUsageState(parent), store.batchesOf(fork.sessionId));
+    } = foldAll(forkUsageState(parent), batchesOf(fork.sessionId));
     // The helper's fork starts a fresh counter: the SDK reports the new turn alone.
     const turnCost = next.result.total_cost_usd;
     expect(Math.abs(costUsd - turnCost)).toBeLessThan(1e-9);
@@ -709,14 +670,14 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     expect(usageTotals(state).turns).toBe(4);
     const expected = usageTotals(parent).costUsd + turnCost;
     expect(Math.abs(usageTotals(state).costUsd - expected)).toBeLessThan(1e-9);
-    const batches = store.batchesOf(fork.sessionId);
+    const batches = batchesOf(fork.sessionId);
     expect(foldRetried(forkUsageState(parent), batches)).toEqual(state);
   });
 
   test('a forkSession: true query: its total includes the parent, counted once', async () => {
     const next = await turn('On the query fork', parentId, true);
     expect(next.sessionId).not.toBe(parentId);
-    const batches = store.batchesOf(next.sessionId);
+    const batches = batchesOf(next.sessionId);
     const { state, costUsd, turns: counted, deltas } = foldAll(forkUsageState(parent), batches);
     const parentCost = usageTotals(parent).costUsd;
     // This fork's SDK total continues the parent's counter.
@@ -726,7 +687,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     expect(usageTotals(state).turns).toBe(4);
     // The fork's transcript starts with copies of the parent's calls; none of them was pending:
     // the new call alone was, exactly what the cost-state then reported.
-    const parentIds = new Set(messageIds(store.batchesOf(parentId).flat()));
+    const parentIds = new Set(messageIds(batchesOf(parentId).flat()));
     expect(messageIds(batches.flat()).filter((id) => parentIds.has(id)).length).toBeGreaterThan(0);
     const pending = deltas.filter((d) => d.turns === 0);
     expect(pending.some((d) => d.tokens.outputTokens > 0)).toBe(true);

@@ -6,7 +6,7 @@
  */
 import { deleteSession, getSubagentMessages, listSubagents } from '@anthropic-ai/claude-agent-sdk';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type MockAnthropic, startMockAnthropic } from '../../src/testing/index.js';
+import { type MockAnthropic, RecordingStore, startMockAnthropic } from '../../src/testing/index.js';
 import { type BackendCase, backendCases } from '../helpers/backends.js';
 import { messageText, projectKeyFor, runTurn, TempDirs } from '../helpers/sdk.js';
 
@@ -72,21 +72,7 @@ describe.each(backendCases())(
 
         // Host B starts with nothing on disk; its resume asks the store for the subagent
         // transcripts too (listSubkeys, then a load of each), through the same store.
-        const calls: string[] = [];
-        const recording: typeof sessionStore = {
-          append: (k, e) => sessionStore.append(k, e),
-          load: (k) => {
-            calls.push(`load ${k.subpath ?? 'main'}`);
-            return sessionStore.load(k);
-          },
-          listSubkeys: (k) => {
-            calls.push('listSubkeys');
-            return sessionStore.listSubkeys(k);
-          },
-          listSessions: (p) => sessionStore.listSessions(p),
-          listSessionSummaries: (p) => sessionStore.listSessionSummaries(p),
-          delete: (k) => sessionStore.delete(k),
-        };
+        const recording = new RecordingStore(sessionStore);
         await runTurn({
           mock,
           prompt: `[${backendCase.name}] Thanks`,
@@ -94,7 +80,10 @@ describe.each(backendCases())(
           configDir: await dirs.make('sub-host-b'),
           options: { sessionStore: recording, resume: first.sessionId },
         });
-        expect(calls).toEqual(
+        const asked = recording.calls.map((call) =>
+          call.method === 'load' ? `load ${call.key.subpath ?? 'main'}` : call.method,
+        );
+        expect(asked).toEqual(
           expect.arrayContaining(['load main', 'listSubkeys', `load ${subpath}`]),
         );
 
