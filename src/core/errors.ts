@@ -27,6 +27,8 @@ export const ERROR_CODES = [
   'SESSION_BUSY',
   /** A configured limit (sessions, turns, cost) would be exceeded; details name it. */
   'LIMIT_EXCEEDED',
+  /** Input to a session operation (title, tags, metadata, a list query, a cursor) is invalid. */
+  'INVALID_INPUT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
