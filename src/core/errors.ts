@@ -57,3 +57,12 @@ export class SessionHubError extends Error {
 export function isSessionHubError(error: unknown, code?: ErrorCode): error is SessionHubError {
   return error instanceof SessionHubError && (code === undefined || error.code === code);
 }
+
+/** The error for any call on a store or lease manager after its backend was closed. */
+export function closedError(what: string): SessionHubError {
+  return new SessionHubError(
+    'CLOSED',
+    `This ${what} is closed: backend.close() was called. Open the backend again to keep using it.`,
+    { component: what },
+  );
+}

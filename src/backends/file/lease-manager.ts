@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open as openFile, readFile, realpath, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { type Clock, systemClock } from '../../core/clock.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError, SessionHubError } from '../../core/errors.js';
 import {
   type AcquireOptions,
   assertLeaseRequest,
@@ -98,10 +98,7 @@ export class FileLeaseManager implements LeaseManager {
 
   private checkOpen(): void {
     if (this.closed) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This file lease manager is closed; open the backend again.',
-      );
+      throw closedError('file lease manager');
     }
   }
 

@@ -7,7 +7,7 @@ import {
   serializeEntry,
   type TranscriptEntry,
 } from '../../core/entries.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -160,7 +160,7 @@ export class FileTranscriptStore implements TranscriptStore {
 
   private checkOpen(): void {
     if (this.closed) {
-      throw new SessionHubError('CLOSED', 'This file store is closed; open the backend again.');
+      throw closedError('file transcript store');
     }
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { type Clock, systemClock } from '../../core/clock.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError, SessionHubError } from '../../core/errors.js';
 import {
   type AcquireOptions,
   assertLeaseRequest,
@@ -179,10 +179,7 @@ export class PostgresLeaseManager implements LeaseManager {
 
   private assertOpen(): void {
     if (this.closed) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This PostgreSQL lease manager was closed with backend.close(); open a new backend to keep using it.',
-      );
+      throw closedError('PostgreSQL lease manager');
     }
   }
 

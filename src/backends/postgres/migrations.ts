@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { SessionHubError } from '../../core/errors.js';
-import { assertSchemaName, quoteIdentifier } from './sql.js';
+import { assertSchemaName, quoteIdentifier, withTransaction } from './sql.js';
 
 export interface PostgresMigration {
   readonly version: number;
@@ -107,10 +107,7 @@ const MIGRATION_LOCK_CLASS = 0x5e55_10b5;
 export async function migratePostgres(pool: Pool, schema: string): Promise<{ applied: number[] }> {
   assertSchemaName(schema);
   const s = quoteIdentifier(schema);
-  const client = await pool.connect();
-  let unusable = false;
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [
       MIGRATION_LOCK_CLASS,
       schema,
@@ -155,14 +152,6 @@ export async function migratePostgres(pool: Pool, schema: string): Promise<{ app
       ]);
       applied.push(migration.version);
     }
-    await client.query('COMMIT');
     return { applied };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {
-      unusable = true;
-    });
-    throw error;
-  } finally {
-    client.release(unusable);
-  }
+  });
 }

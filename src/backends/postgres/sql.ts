@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
 import { SessionHubError } from '../../core/errors.js';
 
 /** What a pool and a checked-out client have in common: enough to run one statement. */
@@ -45,4 +45,29 @@ export function isUniqueViolation(error: unknown): boolean {
   return (
     typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505'
   );
+}
+
+/**
+ * Runs `work` in one transaction on a client of its own: COMMIT when it resolves, ROLLBACK when
+ * it throws. A client whose ROLLBACK fails is in an unknown state and is destroyed, not reused.
+ */
+export async function withTransaction<T>(
+  pool: Pool,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let unusable = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {
+      unusable = true;
+    });
+    throw error;
+  } finally {
+    client.release(unusable);
+  }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import {
   assertEntries,
   entryUuid,
@@ -7,7 +7,7 @@ import {
   serializeEntry,
   type TranscriptEntry,
 } from '../../core/entries.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError, SessionHubError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -18,7 +18,7 @@ import {
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
 import { GroupCommit, type GroupOutcome, type GroupPart } from './group-commit.js';
-import { isUniqueViolation, type Queryable } from './sql.js';
+import { isUniqueViolation, type Queryable, withTransaction } from './sql.js';
 import {
   type BatchRow,
   batchParameters,
@@ -218,7 +218,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
   private async appendMainLocked(ref: SessionRef, batch: PendingEntry[]): Promise<void> {
     const id = sessionId(ref);
     try {
-      const known = await this.transaction(async (client) => {
+      const known = await withTransaction(this.pool, async (client) => {
         await client.query({ ...this.sql.lockSession, values: [ref.projectKey, ref.sessionId] });
         const { known, pending } = await this.refresh(client, ref, batch);
         if (pending.length === 0) return known;
@@ -348,24 +348,6 @@ export class PostgresTranscriptStore implements TranscriptStore {
     };
   }
 
-  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let unusable = false;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        unusable = true;
-      });
-      throw error;
-    } finally {
-      client.release(unusable);
-    }
-  }
-
   async load(key: SessionKey): Promise<TranscriptEntry[] | null> {
     assertSessionKey(key);
     assertStorableKey(key);
@@ -420,7 +402,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
         // The lock comes first and the delete in a later statement: that statement's snapshot
         // then holds every entry committed by appends that had the lock before, and later ones
         // wait for the commit, so no entry outlives its session.
-        await this.transaction(async (client) => {
+        await withTransaction(this.pool, async (client) => {
           const { rows } = await client.query<{ id: string }>({
             ...this.sql.lockForDelete,
             values: [ref.projectKey, ref.sessionId],
@@ -457,10 +439,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
 
   private assertOpen(): void {
     if (this.closed) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This PostgreSQL transcript store was closed; open the backend again to keep using it.',
-      );
+      throw closedError('PostgreSQL transcript store');
     }
   }
 

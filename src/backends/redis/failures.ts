@@ -17,11 +17,3 @@ export function guardRedis<T>(what: string, operation: string, pending: Promise<
     );
   });
 }
-
-/** The error for a call made after backend.close(). */
-export function closedError(component: string): SessionHubError {
-  return new SessionHubError(
-    'CLOSED',
-    `This Redis ${component} was closed with backend.close(); open a new backend to keep using it.`,
-  );
-}

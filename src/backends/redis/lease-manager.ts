@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, systemClock } from '../../core/clock.js';
+import { closedError } from '../../core/errors.js';
 import {
   type AcquireOptions,
   assertLeaseRequest,
@@ -10,7 +11,7 @@ import {
   type LeaseManager,
   leaseLost,
 } from '../../core/lease.js';
-import { closedError, guardRedis } from './failures.js';
+import { guardRedis } from './failures.js';
 import { leaseKeys } from './keys.js';
 import { lua, type RedisClient, runScript } from './scripts.js';
 
@@ -190,7 +191,7 @@ export class RedisLeaseManager implements LeaseManager {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw closedError('lease manager');
+    if (this.closed) throw closedError('Redis lease manager');
   }
 
   private guard<T>(operation: string, pending: Promise<T>): Promise<T> {

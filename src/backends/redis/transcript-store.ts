@@ -1,5 +1,6 @@
 import type { TranscriptEntry } from '../../core/entries.js';
 import { assertEntries, entryUuid, serializeEntry } from '../../core/entries.js';
+import { closedError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -9,7 +10,7 @@ import {
 } from '../../core/session-key.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
-import { closedError, guardRedis } from './failures.js';
+import { guardRedis } from './failures.js';
 import { projectKeys, sessionKeys } from './keys.js';
 import { SummaryPublisher } from './publisher.js';
 import {
@@ -297,7 +298,7 @@ export class RedisTranscriptStore implements TranscriptStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw closedError('transcript store');
+    if (this.closed) throw closedError('Redis transcript store');
   }
 
   private guard<T>(operation: string, pending: Promise<T>): Promise<T> {

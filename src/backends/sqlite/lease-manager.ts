@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Clock, systemClock } from '../../core/clock.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError } from '../../core/errors.js';
 import {
   type AcquireOptions,
   assertLeaseRequest,
@@ -87,10 +87,7 @@ export class SqliteLeaseManager implements LeaseManager {
 
   private checkOpen(): void {
     if (this.closed || !this.db.open) {
-      throw new SessionHubError(
-        'CLOSED',
-        'This SQLite lease manager is closed; open the backend again.',
-      );
+      throw closedError('SQLite lease manager');
     }
   }
 

@@ -7,7 +7,7 @@ import {
   serializeEntry,
   type TranscriptEntry,
 } from '../../core/entries.js';
-import { SessionHubError } from '../../core/errors.js';
+import { closedError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -132,7 +132,7 @@ export class SqliteTranscriptStore implements TranscriptStore {
 
   private checkOpen(): void {
     if (this.closed || !this.db.open) {
-      throw new SessionHubError('CLOSED', 'This SQLite store is closed; open the backend again.');
+      throw closedError('SQLite transcript store');
     }
   }
 
