@@ -1,47 +1,20 @@
 /** Opens each backend fresh for a benchmark run and cleans up after it. */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InMemorySessionStore, type SessionStore } from '@anthropic-ai/claude-agent-sdk';
-import type { Redis } from 'ioredis';
 import { openBackend } from '../src/index.js';
+import { deleteRedisPrefix, reachable } from '../test/helpers/services.js';
 import { naivePostgresStore, naiveRedisStore } from './naive.js';
 
 export const POSTGRES_URL =
   process.env.SESSIONHUB_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 export const REDIS_URL = process.env.SESSIONHUB_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
-async function deleteRedisPrefix(client: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await client.unlink(...keys);
-  } while (cursor !== '0');
-}
-
 export interface BenchTarget {
   name: string;
   store: SessionStore;
   close(): Promise<void>;
-}
-
-function reachable(url: string, fallbackPort: number): Promise<boolean> {
-  const parsed = new URL(url);
-  return new Promise((resolve) => {
-    const socket = net.connect({
-      host: parsed.hostname,
-      port: Number(parsed.port || fallbackPort),
-    });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => resolve(false));
-  });
 }
 
 export type TargetName =

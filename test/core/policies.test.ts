@@ -22,18 +22,10 @@ import {
   remainingBudgetUsd,
   resolveLimits,
 } from '../../src/core/limits.js';
+import { thrown } from '../helpers/thrown.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 1);
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('identity', () => {
   test('users see their own sessions in their tenant; admins their whole tenant; nobody another tenant', () => {

@@ -15,6 +15,7 @@ import {
   titleSchema,
 } from '../../src/core/session-record.js';
 import { emptyUsageState, usageTotals } from '../../src/core/usage.js';
+import { thrown } from '../helpers/thrown.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -38,15 +39,6 @@ function record(id: string, overrides: Partial<SessionRecord> = {}): SessionReco
     version: 1,
     ...overrides,
   };
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw');
 }
 
 /** One page the way every backend must produce it: filter, order, cut, cursor. */

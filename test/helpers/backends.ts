@@ -9,7 +9,13 @@ import path from 'node:path';
 import pg from 'pg';
 import { type Backend, type Clock, openBackend } from '../../src/index.js';
 import type { OpenStore, StoreUnderTest } from '../../src/testing/index.js';
-import { POSTGRES_URL, REDIS_URL, requireService, uniqueName } from './services.js';
+import {
+  deleteRedisPrefix,
+  POSTGRES_URL,
+  REDIS_URL,
+  requireService,
+  uniqueName,
+} from './services.js';
 
 export interface BackendCase {
   name: 'memory' | 'sqlite' | 'file' | 'postgres' | 'redis';
@@ -57,12 +63,7 @@ export async function freshRedisUrl(): Promise<{ url: string; drop(): Promise<vo
       const client = new Redis(REDIS_URL, { lazyConnect: true });
       await client.connect();
       try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await client.unlink(...keys);
-        } while (cursor !== '0');
+        await deleteRedisPrefix(client, prefix);
       } finally {
         client.disconnect();
       }

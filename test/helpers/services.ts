@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import type { Redis } from 'ioredis';
 
 export const POSTGRES_URL =
   process.env.SESSIONHUB_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -17,7 +18,8 @@ const HOW_TO = {
     'Start Redis (redis-server --daemonize yes --port 6379 --save "" --appendonly no) or set SESSIONHUB_TEST_REDIS_URL.',
 };
 
-function reachable(url: string, defaultPort: number): Promise<boolean> {
+/** Whether something accepts TCP connections at the URL's host and port. */
+export function reachable(url: string, defaultPort: number): Promise<boolean> {
   const parsed = new URL(url);
   const port = Number(parsed.port || defaultPort);
   const host = parsed.hostname || '127.0.0.1';
@@ -52,4 +54,14 @@ export async function requireService(service: 'postgres' | 'redis'): Promise<boo
 /** A short random name for an isolated schema, key prefix or folder. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(6).toString('hex')}`;
+}
+
+/** Removes every key under a prefix with SCAN + UNLINK (tests and benchmarks only: never KEYS). */
+export async function deleteRedisPrefix(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.unlink(...keys);
+  } while (cursor !== '0');
 }
