@@ -1,6 +1,7 @@
 import type { SessionStore } from '@anthropic-ai/claude-agent-sdk';
 import type { BackendKind } from '../core/backend-url.js';
 import type { LeaseManager } from '../core/lease.js';
+import type { SessionRegistry } from './registry.js';
 
 /**
  * An SDK SessionStore with every optional method implemented. Pass it to `query()` as
@@ -8,11 +9,13 @@ import type { LeaseManager } from '../core/lease.js';
  */
 export type TranscriptStore = SessionStore & Required<SessionStore>;
 
-/** One storage system: its transcript store and its leases; the session registry joins later. */
+/** One storage system: its transcripts, the session registry beside them, and leases. */
 export interface Backend {
   readonly kind: BackendKind;
   /** The transcript store, an SDK SessionStore. */
   readonly store: TranscriptStore;
+  /** Session records, stored with the transcripts; the hub's lifecycle runs on it. */
+  readonly registry: SessionRegistry;
   /** One holder at a time per resource (a session), across every process on this backend. */
   readonly leases: LeaseManager;
   /** Releases every connection, file handle and timer the backend opened. Idempotent. */

@@ -8,6 +8,11 @@ export interface OpenBackendOptions {
    * SQLite).
    */
   clock?: Clock;
+  /**
+   * Fold usage from appended entries into the session's figures (default true). Off only to
+   * measure what folding costs: records then show no usage.
+   */
+  foldUsage?: boolean;
 }
 
 /**

@@ -29,6 +29,12 @@ export const ERROR_CODES = [
   'LIMIT_EXCEEDED',
   /** Input to a session operation (title, tags, metadata, a list query, a cursor) is invalid. */
   'INVALID_INPUT',
+  /** A session with that id already exists in the tenant. */
+  'SESSION_EXISTS',
+  /** The caller may see the session but not do this to it (e.g. a user changing its limits). */
+  'FORBIDDEN',
+  /** A session changed under a read-modify-write too many times in a row; retry the call. */
+  'CONFLICT',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

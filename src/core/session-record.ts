@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SessionHubError } from './errors.js';
-import type { ExpiryOverrides } from './expiry.js';
-import type { LimitOverrides } from './limits.js';
+import type { ExpiryOverrides, ExpiryPolicy } from './expiry.js';
+import type { LimitOverrides, Limits } from './limits.js';
 import type { SessionUsage } from './usage.js';
 
 /**
@@ -24,21 +24,59 @@ export interface SessionRecord {
   title: string | null;
   tags: string[];
   metadata: Record<string, unknown>;
+  /** As of the time it was read: an active session past its deadline reads as expired. */
   status: SessionStatus;
   /** Epoch ms. */
   createdAt: number;
   lastActiveAt: number;
-  /** When it expires (null: never, e.g. archived); when it did expire, if it has. */
+  /** When it expires or expired (null: never, e.g. archived). */
   expiresAt: number | null;
+  /** When it expired, once it has. */
   expiredAt: number | null;
+  /** When the sweeper deletes it for good (null: not scheduled). */
+  purgeAt: number | null;
   /** A fork's origin: the parent session and the message it was cut at (null: the end). */
-  forkedFrom: { sessionId: string; messageUuid: string | null } | null;
+  forkedFrom: ForkOrigin | null;
   usage: SessionUsage;
-  /** Per-session overrides of the hub's and tenant's policies. */
-  expiry: ExpiryOverrides;
-  limits: LimitOverrides;
-  /** Grows by one on every change: the basis for compare-and-set updates. */
+  /** The policies in force for this session: the hub's, with tenant and session overrides. */
+  expiry: ExpiryPolicy;
+  limits: Limits;
+  /** What this session sets itself, on top of the hub's and tenant's policies. */
+  overrides: { expiry: ExpiryOverrides; limits: LimitOverrides };
+  /** Grows by one on every change to the record: the basis for compare-and-set updates. */
   version: number;
+}
+
+export interface ForkOrigin {
+  sessionId: string;
+  messageUuid: string | null;
+}
+
+/** The fields listing and filtering read; both records and stored sessions have them. */
+export interface ListableSession {
+  id: string;
+  tenant: string;
+  owner: string;
+  title: string | null;
+  tags: string[];
+  status: SessionStatus;
+  createdAt: number;
+  lastActiveAt: number;
+  expiresAt: number | null;
+}
+
+/**
+ * The status as of `now`: an active session whose deadline has passed is expired, whether or
+ * not the sweeper has been by to mark it.
+ */
+export function effectiveStatus(
+  session: Pick<ListableSession, 'status' | 'expiresAt'>,
+  now: number,
+): SessionStatus {
+  if (session.status === 'active' && session.expiresAt !== null && session.expiresAt <= now) {
+    return 'expired';
+  }
+  return session.status;
 }
 
 export const MAX_TITLE_LENGTH = 200;
@@ -166,18 +204,22 @@ export function isAfterCursor(record: ListCursor, cursor: ListCursor | undefined
 }
 
 /**
- * Whether a record passes a query's filters, within a caller's visible scope. Backends with no
- * query language (memory, file) filter with this; the SQL and Redis backends must agree with it.
+ * Whether a record passes a query's filters, within a caller's visible scope, as of `now` (the
+ * status filter reads the effective status). Backends with no query language (memory, file,
+ * Redis) filter with this; the SQL backends must agree with it.
  */
 export function matchesQuery(
-  record: SessionRecord,
+  record: ListableSession,
   scope: { tenant: string; owner?: string },
   query: SessionQuery,
+  now: number,
 ): boolean {
   if (record.tenant !== scope.tenant) return false;
   if (scope.owner !== undefined && record.owner !== scope.owner) return false;
   if (query.owner !== undefined && record.owner !== query.owner) return false;
-  if (query.status !== undefined && !query.status.includes(record.status)) return false;
+  if (query.status !== undefined && !query.status.includes(effectiveStatus(record, now))) {
+    return false;
+  }
   if (query.tag !== undefined && !record.tags.includes(query.tag)) return false;
   if (
     query.titleContains !== undefined &&

@@ -10,45 +10,37 @@ import {
   parseInput,
   parseSessionQuery,
   type SessionQuery,
-  type SessionRecord,
+  type ListableSession,
   tagsSchema,
   titleSchema,
 } from '../../src/core/session-record.js';
-import { emptyUsageState, usageTotals } from '../../src/core/usage.js';
 import { thrown } from '../helpers/thrown.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
-function record(id: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+function record(id: string, overrides: Partial<ListableSession> = {}): ListableSession {
   return {
     id,
     tenant: 'acme',
     owner: 'alice',
     title: null,
     tags: [],
-    metadata: {},
     status: 'active',
     createdAt: T0,
     lastActiveAt: T0,
     expiresAt: null,
-    expiredAt: null,
-    forkedFrom: null,
-    usage: usageTotals(emptyUsageState()),
-    expiry: {},
-    limits: {},
-    version: 1,
     ...overrides,
   };
 }
 
 /** One page the way every backend must produce it: filter, order, cut, cursor. */
 function page(
-  records: SessionRecord[],
+  records: ListableSession[],
   scope: { tenant: string; owner?: string },
   query: SessionQuery,
 ) {
   const rows = records
-    .filter((r) => matchesQuery(r, scope, query))
+    .filter((r) => matchesQuery(r, scope, query, T0))
     .sort(compareForListing)
     .slice(0, query.limit);
   const last = rows.at(-1);
@@ -112,7 +104,7 @@ describe('list queries and cursors', () => {
       record('4', { createdAt: T0 + 10, lastActiveAt: T0 + 100, status: 'expired' }),
     ];
     const ids = (scope: { tenant: string; owner?: string }, query: Partial<SessionQuery>) =>
-      records.filter((r) => matchesQuery(r, scope, { limit: 50, ...query })).map((r) => r.id);
+      records.filter((r) => matchesQuery(r, scope, { limit: 50, ...query }, T0)).map((r) => r.id);
     expect(ids({ tenant: 'acme', owner: 'alice' }, {})).toEqual(['1', '4']);
     expect(ids({ tenant: 'acme' }, {})).toEqual(['1', '2', '4']);
     expect(ids({ tenant: 'acme' }, { owner: 'bob' })).toEqual(['2']);
@@ -136,7 +128,7 @@ describe('list queries and cursors', () => {
         // Many share a createdAt, so the id tie-break matters.
         record(`s${round}-${i}`, { createdAt: T0 + Math.floor(random() * 10) }),
       );
-      let churn: SessionRecord[] = [];
+      let churn: ListableSession[] = [];
       const seen: string[] = [];
       const limit = 1 + Math.floor(random() * 9);
       let cursor: string | undefined;

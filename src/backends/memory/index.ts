@@ -1,16 +1,25 @@
 import type { Clock } from '../../core/clock.js';
 import type { Backend } from '../backend.js';
 import { MemoryLeaseManager } from './lease-manager.js';
-import { MemoryTranscriptStore } from './transcript-store.js';
+import { MemoryRegistry } from './registry.js';
+import { MemoryData, MemoryTranscriptStore } from './transcript-store.js';
 
-export { MemoryLeaseManager, MemoryTranscriptStore };
+export { MemoryLeaseManager, MemoryRegistry, MemoryTranscriptStore };
+
+export interface MemoryBackendOptions {
+  clock?: Clock;
+  /** Fold usage from appended entries (default true); off only to measure what folding costs. */
+  foldUsage?: boolean;
+}
 
 /** A backend that lives in process memory and forgets everything on exit. */
-export function createMemoryBackend(options: { clock?: Clock } = {}): Backend {
-  const store = new MemoryTranscriptStore(options);
+export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend {
+  const data = new MemoryData();
+  const store = new MemoryTranscriptStore({ ...options, data });
   return {
     kind: 'memory',
     store,
+    registry: new MemoryRegistry(data),
     leases: new MemoryLeaseManager(options),
     async close() {},
   };

@@ -1,4 +1,10 @@
 import { type Clock, nextMtime, systemClock } from '../../core/clock.js';
+import {
+  addToDailyUsage,
+  type DailyUsage,
+  emptyDailyUsage,
+  utcDay,
+} from '../../core/daily-usage.js';
 import type { TranscriptEntry } from '../../core/entries.js';
 import {
   assertEntries,
@@ -13,8 +19,11 @@ import {
   type SessionKey,
   type SessionRef,
 } from '../../core/session-key.js';
+import type { UsageDelta, UsageState } from '../../core/usage.js';
 import type { TranscriptStore } from '../backend.js';
+import type { StoredSession } from '../registry.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { foldAppended } from '../usage-fold.js';
 
 interface Transcript {
   /** Entries as JSON text, so callers can never mutate what is stored. */
@@ -22,29 +31,27 @@ interface Transcript {
   uuids: Set<string>;
 }
 
-interface StoredSession {
+/** A session's transcripts, its usage fold and, once registered, its record. */
+export interface MemorySession {
   /** Set once the main transcript has entries; subagent-only sessions are not listed. */
   mtime?: number;
   summary?: SessionSummaryEntry;
   main?: Transcript;
   subpaths: Map<string, Transcript>;
+  usage?: UsageState;
+  /** The registry's record, without usage (kept above, where appends fold it). */
+  record?: Omit<StoredSession, 'usage'>;
 }
 
-/**
- * A transcript store in process memory. Everything is lost when the process exits: for tests,
- * demos and single-process tools. Same semantics as the durable stores (deduplication, summaries).
- */
-export class MemoryTranscriptStore implements TranscriptStore {
-  private readonly projects = new Map<string, Map<string, StoredSession>>();
-  private readonly clock: Clock;
+/** Everything the memory backend holds, shared by its store and its registry. */
+export class MemoryData {
+  readonly projects = new Map<string, Map<string, MemorySession>>();
+  /** Daily usage by tenant, then by `owner NUL day`. */
+  readonly daily = new Map<string, Map<string, DailyUsage>>();
 
-  constructor(options: { clock?: Clock } = {}) {
-    this.clock = options.clock ?? systemClock;
-  }
-
-  private session(ref: SessionRef, create: true): StoredSession;
-  private session(ref: SessionRef, create: false): StoredSession | undefined;
-  private session(ref: SessionRef, create: boolean): StoredSession | undefined {
+  session(ref: SessionRef, create: true): MemorySession;
+  session(ref: SessionRef, create: false): MemorySession | undefined;
+  session(ref: SessionRef, create: boolean): MemorySession | undefined {
     let sessions = this.projects.get(ref.projectKey);
     if (!sessions) {
       if (!create) return undefined;
@@ -57,6 +64,55 @@ export class MemoryTranscriptStore implements TranscriptStore {
       sessions.set(ref.sessionId, session);
     }
     return session;
+  }
+
+  /** Drops a session: record, transcript and subagent transcripts. */
+  deleteSession(ref: SessionRef): boolean {
+    const sessions = this.projects.get(ref.projectKey);
+    if (!sessions?.delete(ref.sessionId)) return false;
+    if (sessions.size === 0) this.projects.delete(ref.projectKey);
+    return true;
+  }
+
+  charge(tenant: string, owner: string, day: string, delta: UsageDelta): void {
+    let days = this.daily.get(tenant);
+    if (!days) {
+      days = new Map();
+      this.daily.set(tenant, days);
+    }
+    const key = `${owner}\u0000${day}`;
+    let usage = days.get(key);
+    if (!usage) {
+      usage = emptyDailyUsage(owner, day);
+      days.set(key, usage);
+    }
+    addToDailyUsage(usage, delta);
+  }
+}
+
+/**
+ * A transcript store in process memory. Everything is lost when the process exits: for tests,
+ * demos and single-process tools. Same semantics as the durable stores (deduplication, summaries).
+ */
+export class MemoryTranscriptStore implements TranscriptStore {
+  private readonly clock: Clock;
+  private readonly foldUsage: boolean;
+  readonly data: MemoryData;
+
+  constructor(options: { clock?: Clock; foldUsage?: boolean; data?: MemoryData } = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.foldUsage = options.foldUsage ?? true;
+    this.data = options.data ?? new MemoryData();
+  }
+
+  private get projects(): Map<string, Map<string, MemorySession>> {
+    return this.data.projects;
+  }
+
+  private session(ref: SessionRef, create: true): MemorySession;
+  private session(ref: SessionRef, create: false): MemorySession | undefined;
+  private session(ref: SessionRef, create: boolean): MemorySession | undefined {
+    return create ? this.data.session(ref, true) : this.data.session(ref, false);
   }
 
   async append(key: SessionKey, entries: TranscriptEntry[]): Promise<void> {
@@ -76,8 +132,17 @@ export class MemoryTranscriptStore implements TranscriptStore {
       if (fresh.has(entry)) transcript.lines.push(lines[i] as string);
     });
     if (key.subpath === undefined && fresh.size > 0) {
+      const inserted = [...fresh];
       session.mtime = nextMtime(this.clock.now(), session.mtime);
-      session.summary = foldSummary(session.summary, key, [...fresh], session.mtime);
+      session.summary = foldSummary(session.summary, key, inserted, session.mtime);
+      const usage = this.foldUsage ? foldAppended(session.usage ?? null, inserted) : null;
+      if (usage) {
+        session.usage = usage.state;
+        const record = session.record;
+        if (record && usage.chargeable) {
+          this.data.charge(record.tenant, record.owner, utcDay(this.clock.now()), usage.delta);
+        }
+      }
     }
   }
 
@@ -110,15 +175,8 @@ export class MemoryTranscriptStore implements TranscriptStore {
 
   async delete(key: SessionKey): Promise<void> {
     assertSessionKey(key);
-    const sessions = this.projects.get(key.projectKey);
-    const session = sessions?.get(key.sessionId);
-    if (!sessions || !session) return;
-    if (key.subpath === undefined) {
-      sessions.delete(key.sessionId);
-      if (sessions.size === 0) this.projects.delete(key.projectKey);
-    } else {
-      session.subpaths.delete(key.subpath);
-    }
+    if (key.subpath === undefined) this.data.deleteSession(key);
+    else this.session(key, false)?.subpaths.delete(key.subpath);
   }
 
   async listSubkeys(ref: SessionRef): Promise<string[]> {

@@ -1,0 +1,164 @@
+import type { DailyUsage } from '../../core/daily-usage.js';
+import {
+  compareForListing,
+  effectiveStatus,
+  matchesQuery,
+  type SessionQuery,
+  type SessionStatus,
+} from '../../core/session-record.js';
+import { emptyUsageState } from '../../core/usage.js';
+import {
+  type NewSession,
+  type RegistryScope,
+  type SessionPatch,
+  type SessionRegistry,
+  type StatusCounts,
+  type StoredSession,
+  sessionExists,
+  tenantProjectKey,
+} from '../registry.js';
+import type { MemoryData, MemorySession } from './transcript-store.js';
+
+/** Records in process memory, beside the memory store's transcripts (the same map entries). */
+export class MemoryRegistry implements SessionRegistry {
+  constructor(private readonly data: MemoryData) {}
+
+  private registered(tenant: string, id: string): MemorySession | undefined {
+    const session = this.data.session({ projectKey: tenantProjectKey(tenant), sessionId: id }, false);
+    return session?.record ? session : undefined;
+  }
+
+  private *all(tenant?: string): Generator<MemorySession & { record: object }> {
+    const projects =
+      tenant === undefined
+        ? this.data.projects.values()
+        : [this.data.projects.get(tenantProjectKey(tenant)) ?? new Map<string, MemorySession>()];
+    for (const sessions of projects) {
+      for (const session of sessions.values()) {
+        if (session.record) yield session as MemorySession & { record: object };
+      }
+    }
+  }
+
+  async insert(input: NewSession): Promise<StoredSession> {
+    const { usage, ...record } = input;
+    const session = this.data.session(
+      { projectKey: tenantProjectKey(input.tenant), sessionId: input.id },
+      true,
+    );
+    if (session.record) throw sessionExists(input.id);
+    session.record = structuredClone({ ...record, version: 1 });
+    if (usage) session.usage = structuredClone(usage);
+    return view(session);
+  }
+
+  async get(tenant: string, id: string): Promise<StoredSession | null> {
+    const session = this.registered(tenant, id);
+    return session ? view(session) : null;
+  }
+
+  async update(
+    tenant: string,
+    id: string,
+    expectedVersion: number,
+    patch: SessionPatch,
+  ): Promise<StoredSession | null> {
+    const session = this.registered(tenant, id);
+    if (!session?.record || session.record.version !== expectedVersion) return null;
+    session.record = {
+      ...session.record,
+      ...structuredClone(patch),
+      version: expectedVersion + 1,
+    };
+    return view(session);
+  }
+
+  async list(scope: RegistryScope, query: SessionQuery, now: number): Promise<StoredSession[]> {
+    const matches: StoredSession[] = [];
+    for (const session of this.all(scope.tenant)) {
+      const record = session.record as StoredSession;
+      if (matchesQuery(record, scope, query, now)) matches.push(view(session));
+    }
+    return matches.sort(compareForListing).slice(0, query.limit + 1);
+  }
+
+  async remove(tenant: string, id: string): Promise<boolean> {
+    if (!this.registered(tenant, id)) return false;
+    return this.data.deleteSession({ projectKey: tenantProjectKey(tenant), sessionId: id });
+  }
+
+  async countOwned(tenant: string, owner: string, statuses: SessionStatus[]): Promise<number> {
+    let count = 0;
+    for (const { record } of this.all(tenant)) {
+      const r = record as StoredSession;
+      if (r.owner === owner && statuses.includes(r.status)) count++;
+    }
+    return count;
+  }
+
+  async forksOf(tenant: string, id: string): Promise<StoredSession[]> {
+    const forks: StoredSession[] = [];
+    for (const session of this.all(tenant)) {
+      if ((session.record as StoredSession).forkedFrom?.sessionId === id) forks.push(view(session));
+    }
+    return forks.sort(compareForListing);
+  }
+
+  async dailyUsage(scope: RegistryScope, fromDay: string, toDay: string): Promise<DailyUsage[]> {
+    const rows: DailyUsage[] = [];
+    for (const usage of this.data.daily.get(scope.tenant)?.values() ?? []) {
+      if (scope.owner !== undefined && usage.owner !== scope.owner) continue;
+      if (usage.day < fromDay || usage.day > toDay) continue;
+      rows.push(structuredClone(usage));
+    }
+    return rows.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : a.owner < b.owner ? -1 : 1));
+  }
+
+  async countByStatus(scope: RegistryScope, now: number): Promise<StatusCounts> {
+    const counts: StatusCounts = {
+      byStatus: { active: 0, archived: 0, expired: 0, failed: 0 },
+      dueToExpire: 0,
+      dueToPurge: 0,
+    };
+    for (const { record } of this.all(scope.tenant)) {
+      const r = record as StoredSession;
+      if (scope.owner !== undefined && r.owner !== scope.owner) continue;
+      const status = effectiveStatus(r, now);
+      counts.byStatus[status]++;
+      if (status === 'expired' && r.status === 'active') counts.dueToExpire++;
+      if (r.status === 'expired' && r.purgeAt !== null && r.purgeAt <= now) counts.dueToPurge++;
+    }
+    return counts;
+  }
+
+  async expireDue(now: number, limit: number): Promise<number> {
+    let changed = 0;
+    for (const session of this.all()) {
+      if (changed >= limit) break;
+      const r = session.record as Omit<StoredSession, 'usage'>;
+      if (r.status !== 'active' || r.expiresAt === null || r.expiresAt > now) continue;
+      session.record = { ...r, status: 'expired', expiredAt: r.expiresAt, version: r.version + 1 };
+      changed++;
+    }
+    return changed;
+  }
+
+  async purgeDue(now: number, limit: number): Promise<number> {
+    const due: Array<{ tenant: string; id: string }> = [];
+    for (const { record } of this.all()) {
+      if (due.length >= limit) break;
+      const r = record as StoredSession;
+      if (r.status === 'expired' && r.purgeAt !== null && r.purgeAt <= now) {
+        due.push({ tenant: r.tenant, id: r.id });
+      }
+    }
+    for (const { tenant, id } of due) await this.remove(tenant, id);
+    return due.length;
+  }
+}
+
+/** A copy of a registered session, so callers can never change what is stored. */
+function view(session: MemorySession): StoredSession {
+  const record = session.record as Omit<StoredSession, 'usage'>;
+  return structuredClone({ ...record, usage: session.usage ?? emptyUsageState() });
+}

@@ -1,0 +1,37 @@
+import type { TranscriptEntry } from '../core/entries.js';
+import { emptyUsageState, foldUsage, type UsageDelta, type UsageState } from '../core/usage.js';
+import { isChargeable } from '../core/daily-usage.js';
+
+/**
+ * Usage folding as every store does it inside a main-transcript append: the entries the append
+ * actually inserted (duplicates dropped, so a retried append adds nothing) folded onto the state
+ * stored with the session, written back in the same transaction, statement or script.
+ */
+
+/** Only these entries move usage; an append of anything else skips the fold and its write. */
+export function touchesUsage(entries: readonly TranscriptEntry[]): boolean {
+  for (const entry of entries) {
+    if (entry.type === 'assistant' || entry.type === 'cost-state') return true;
+  }
+  return false;
+}
+
+export interface FoldedUsage {
+  state: UsageState;
+  delta: UsageDelta;
+  /** Whether the delta changes a figure the owner's daily usage holds. */
+  chargeable: boolean;
+}
+
+/**
+ * Folds `inserted` onto `previous` (null: a session with nothing folded yet). Returns null when
+ * the entries cannot change usage, so the caller writes nothing.
+ */
+export function foldAppended(
+  previous: UsageState | null,
+  inserted: readonly TranscriptEntry[],
+): FoldedUsage | null {
+  if (!touchesUsage(inserted)) return null;
+  const { state, delta } = foldUsage(previous ?? emptyUsageState(), inserted);
+  return { state, delta, chargeable: isChargeable(delta) };
+}
