@@ -1,8 +1,18 @@
 export type { Backend, TranscriptStore } from './backends/backend.js';
+export {
+  type NewSession,
+  type RegistryScope,
+  type SessionPatch,
+  type SessionRegistry,
+  type StatusCounts,
+  type StoredSession,
+  tenantProjectKey,
+} from './backends/registry.js';
 export { createFileBackend, FileLeaseManager, FileTranscriptStore } from './backends/file/index.js';
 export {
   createMemoryBackend,
   MemoryLeaseManager,
+  MemoryRegistry,
   MemoryTranscriptStore,
 } from './backends/memory/index.js';
 export { type OpenBackendOptions, openBackend } from './backends/open.js';
@@ -32,3 +42,31 @@ export type {
   LeaseManager,
 } from './core/lease.js';
 export type { SessionKey, SessionRef } from './core/session-key.js';
+export type { DailyUsage } from './core/daily-usage.js';
+export type { ExpiryOverrides, ExpiryPolicy } from './core/expiry.js';
+export { type Identity, parseIdentity } from './core/identity.js';
+export type { LimitName, LimitOverrides, Limits } from './core/limits.js';
+export type {
+  ForkOrigin,
+  ListCursor,
+  SessionQuery,
+  SessionRecord,
+  SessionStatus,
+} from './core/session-record.js';
+export type { ModelUsage, SessionUsage, TokenUsage } from './core/usage.js';
+export {
+  createHub,
+  type HubOptions,
+  type HubStats,
+  type Lineage,
+  openHub,
+  SessionHub,
+  type SessionPage,
+  sessionLeaseResource,
+  type TurnAdmission,
+  type UsageFigures,
+} from './hub/hub.js';
+export type { CreateInput, ExtendInput, ForkInput, StatsInput } from './hub/inputs.js';
+export type { TenantPolicy } from './hub/policies.js';
+export { TenantTranscriptStore } from './hub/scoped-store.js';
+export { SWEEP_LEASE, type SweepOptions, type SweepResult, type Timers } from './hub/sweeper.js';

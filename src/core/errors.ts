@@ -29,6 +29,8 @@ export const ERROR_CODES = [
   'LIMIT_EXCEEDED',
   /** Input to a session operation (title, tags, metadata, a list query, a cursor) is invalid. */
   'INVALID_INPUT',
+  /** The session is archived: unarchive it before running turns on it. */
+  'SESSION_ARCHIVED',
   /** A session with that id already exists in the tenant. */
   'SESSION_EXISTS',
   /** The caller may see the session but not do this to it (e.g. a user changing its limits). */

@@ -4,7 +4,13 @@ export {
   type OpenStore,
   type StoreUnderTest,
 } from './conformance/index.js';
+export {
+  describeHubConformance,
+  type HubBackendUnderTest,
+  type HubConformanceOptions,
+} from './conformance/hub.js';
 export { describeLeaseConformance, type LeasesUnderTest } from './conformance/leases.js';
+export { type SyntheticTurn, type SyntheticTurnOptions, syntheticTurn } from './transcripts.js';
 export {
   countInputTokens,
   estimateTokens,

@@ -7,7 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { type Backend, type Clock, openBackend } from '../../src/index.js';
+import type { Backend } from '../../src/backends/backend.js';
+import { openBackend } from '../../src/backends/open.js';
+import type { Clock } from '../../src/core/clock.js';
 import type { OpenStore, StoreUnderTest } from '../../src/testing/index.js';
 import {
   deleteRedisPrefix,

@@ -1,0 +1,125 @@
+import type { SessionRegistry } from '../backends/registry.js';
+import type { Clock } from '../core/clock.js';
+import type { Lease, LeaseManager } from '../core/lease.js';
+
+/** The timer functions background sweeping uses; tests pass their own to fire it by hand. */
+export interface Timers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const realTimers: Timers = {
+  setInterval: (callback, ms) => {
+    const handle = setInterval(callback, ms);
+    // Sweeping alone should never keep a process alive.
+    handle.unref();
+    return handle;
+  },
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
+
+export interface SweepOptions {
+  /** Sessions per batch (default: the hub's, 1,000). */
+  batchSize?: number;
+  /** Stop after this many batches of each kind (default: until nothing is due). */
+  maxBatches?: number;
+  /**
+   * Take the backend's sweep lease first (default true), so that concurrent sweeps do not do the
+   * same work twice. Without it a sweep is still correct: each session is expired and purged once.
+   */
+  exclusive?: boolean;
+}
+
+export interface SweepResult {
+  /** False when another hub held the sweep lease and this call did nothing. */
+  ran: boolean;
+  /** Sessions this call marked expired. */
+  expired: number;
+  /** Sessions this call deleted for good, with their transcripts. */
+  purged: number;
+  /** The time the sweep judged deadlines by. */
+  now: number;
+}
+
+/** The lease that keeps sweeps of one backend from overlapping. */
+export const SWEEP_LEASE = 'sweep';
+const SWEEP_LEASE_MS = 60_000;
+const DEFAULT_BATCH = 1000;
+
+/** Expires and purges due sessions in batches, now or every interval. */
+export class Sweeper {
+  private handle: unknown = null;
+  private running: Promise<unknown> | null = null;
+  private readonly batchSize: number;
+  private readonly timers: Timers;
+
+  constructor(
+    private readonly options: {
+      registry: SessionRegistry;
+      leases: LeaseManager;
+      clock: Clock;
+      holder: string;
+      batchSize?: number;
+      timers?: Timers;
+      onError?: (error: unknown) => void;
+    },
+  ) {
+    this.batchSize = options.batchSize ?? DEFAULT_BATCH;
+    this.timers = options.timers ?? realTimers;
+  }
+
+  async sweep(options: SweepOptions = {}): Promise<SweepResult> {
+    const { registry, leases, clock, holder } = this.options;
+    const batchSize = options.batchSize ?? this.batchSize;
+    const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
+    const now = clock.now();
+    let lease: Lease | null = null;
+    if (options.exclusive !== false) {
+      lease = await leases.acquire(SWEEP_LEASE, { holder, ttlMs: SWEEP_LEASE_MS });
+      if (!lease) return { ran: false, expired: 0, purged: 0, now };
+    }
+    const result: SweepResult = { ran: true, expired: 0, purged: 0, now };
+    try {
+      // Each batch is its own atomic step; the lease is renewed between them so that a long sweep
+      // keeps it, and a sweeper that lost it (it stalled past the TTL) stops instead of overlapping.
+      for (let batch = 0; batch < maxBatches; batch++) {
+        const expired = await registry.expireDue(now, batchSize);
+        result.expired += expired;
+        if (expired < batchSize) break;
+        if (lease) lease = await leases.renew(lease);
+      }
+      for (let batch = 0; batch < maxBatches; batch++) {
+        const purged = await registry.purgeDue(now, batchSize);
+        result.purged += purged;
+        if (purged < batchSize) break;
+        if (lease) lease = await leases.renew(lease);
+      }
+    } finally {
+      if (lease) await leases.release(lease).catch(() => false);
+    }
+    return result;
+  }
+
+  /** Sweeps every `intervalMs`; a tick while the previous sweep still runs is skipped. */
+  start(intervalMs: number): void {
+    this.stop();
+    this.handle = this.timers.setInterval(() => {
+      if (this.running) return;
+      this.running = this.sweep()
+        .catch((error: unknown) => this.options.onError?.(error))
+        .finally(() => {
+          this.running = null;
+        });
+    }, intervalMs);
+  }
+
+  stop(): void {
+    if (this.handle !== null) this.timers.clearInterval(this.handle);
+    this.handle = null;
+  }
+
+  async stopAndWait(): Promise<void> {
+    this.stop();
+    await this.running;
+  }
+}
