@@ -31,7 +31,12 @@ export interface TranscriptFigures {
 }
 
 /** The turn's batches re-addressed to another session, with uuids made unique per copy. */
-function readdress(batches: Batch[], projectKey: string, sessionId: string, copy = 0): Batch[] {
+export function readdress(
+  batches: Batch[],
+  projectKey: string,
+  sessionId: string,
+  copy = 0,
+): Batch[] {
   const suffix = copy === 0 ? '' : `-r${copy}`;
   return batches.map(({ key, entries }) => ({
     key: { projectKey, sessionId, ...(key.subpath ? { subpath: key.subpath } : {}) },
@@ -75,7 +80,7 @@ export interface TranscriptBenchOptions {
   listDir: string;
 }
 
-async function replayAppends(store: SessionStore, sessions: Batch[][], concurrency: number) {
+export async function replayAppends(store: SessionStore, sessions: Batch[][], concurrency: number) {
   const durations: number[] = [];
   let next = 0;
   const started = process.hrtime.bigint();

@@ -1,13 +1,4 @@
 export type { Backend, TranscriptStore } from './backends/backend.js';
-export {
-  type NewSession,
-  type RegistryScope,
-  type SessionPatch,
-  type SessionRegistry,
-  type StatusCounts,
-  type StoredSession,
-  tenantProjectKey,
-} from './backends/registry.js';
 export { createFileBackend, FileLeaseManager, FileTranscriptStore } from './backends/file/index.js';
 export {
   createMemoryBackend,
@@ -18,6 +9,15 @@ export {
 export { type OpenBackendOptions, openBackend } from './backends/open.js';
 export { createPostgresBackend, PostgresLeaseManager } from './backends/postgres/index.js';
 export { createRedisBackend, RedisLeaseManager } from './backends/redis/index.js';
+export {
+  type NewSession,
+  type RegistryScope,
+  type SessionPatch,
+  type SessionRegistry,
+  type StatusCounts,
+  type StoredSession,
+  tenantProjectKey,
+} from './backends/registry.js';
 export {
   createSqliteBackend,
   type SqliteBackendOptions,
@@ -33,19 +33,19 @@ export {
   redactUrl,
 } from './core/backend-url.js';
 export { type Clock, ManualClock, systemClock } from './core/clock.js';
+export type { DailyUsage } from './core/daily-usage.js';
 export type { TranscriptEntry } from './core/entries.js';
 export { ERROR_CODES, type ErrorCode, isSessionHubError, SessionHubError } from './core/errors.js';
+export type { ExpiryOverrides, ExpiryPolicy } from './core/expiry.js';
+export { type Identity, parseIdentity } from './core/identity.js';
 export type {
   AcquireOptions,
   Lease,
   LeaseInfo,
   LeaseManager,
 } from './core/lease.js';
-export type { SessionKey, SessionRef } from './core/session-key.js';
-export type { DailyUsage } from './core/daily-usage.js';
-export type { ExpiryOverrides, ExpiryPolicy } from './core/expiry.js';
-export { type Identity, parseIdentity } from './core/identity.js';
 export type { LimitName, LimitOverrides, Limits } from './core/limits.js';
+export type { SessionKey, SessionRef } from './core/session-key.js';
 export type {
   ForkOrigin,
   ListCursor,

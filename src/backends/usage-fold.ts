@@ -1,6 +1,6 @@
+import { isChargeable } from '../core/daily-usage.js';
 import type { TranscriptEntry } from '../core/entries.js';
 import { emptyUsageState, foldUsage, type UsageDelta, type UsageState } from '../core/usage.js';
-import { isChargeable } from '../core/daily-usage.js';
 
 /**
  * Usage folding as every store does it inside a main-transcript append: the entries the append

@@ -36,7 +36,12 @@ export function emptyDailyUsage(owner: string, day: string): DailyUsage {
     owner,
     day,
     costUsd: 0,
-    tokens: { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 },
+    tokens: {
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 0,
+    },
     turns: 0,
   };
 }

@@ -46,7 +46,7 @@ import {
 import { HubPolicies, type TenantPolicy } from './policies.js';
 import { toRecord } from './records.js';
 import { TenantTranscriptStore } from './scoped-store.js';
-import { type SweepOptions, type SweepResult, Sweeper, type Timers } from './sweeper.js';
+import { Sweeper, type SweepOptions, type SweepResult, type Timers } from './sweeper.js';
 
 export interface HubOptions {
   backend: Backend;
@@ -207,12 +207,20 @@ export class SessionHub {
 
   // ---- changing a record ----
 
-  async rename(identity: Identity, sessionId: string, title: string | null): Promise<SessionRecord> {
+  async rename(
+    identity: Identity,
+    sessionId: string,
+    title: string | null,
+  ): Promise<SessionRecord> {
     const parsed = parseTitle(title);
     return this.mutate(identity, sessionId, () => ({ title: parsed }));
   }
 
-  async tag(identity: Identity, sessionId: string, tags: string | string[]): Promise<SessionRecord> {
+  async tag(
+    identity: Identity,
+    sessionId: string,
+    tags: string | string[],
+  ): Promise<SessionRecord> {
     const adding = parseTags(tags);
     return this.mutate(identity, sessionId, (session) => {
       const next = dedupe([...session.tags, ...adding]);
@@ -248,7 +256,11 @@ export class SessionHub {
    * Sets the session's own expiry overrides and limits (limits: tenant admins only). Fields not
    * given keep their value; a field set to undefined is not a way to clear it: pass the hub's value.
    */
-  async setOverrides(identity: Identity, sessionId: string, input: unknown): Promise<SessionRecord> {
+  async setOverrides(
+    identity: Identity,
+    sessionId: string,
+    input: unknown,
+  ): Promise<SessionRecord> {
     const caller = this.caller(identity);
     const parsed = parseOverridesInput(input);
     if (parsed.limits !== undefined) assertAdmin(caller, "change a session's limits");
@@ -343,7 +355,9 @@ export class SessionHub {
       );
     }
     const title =
-      parsed.title !== undefined ? parsed.title : parent.title && `${parent.title} (fork)`.slice(0, 200);
+      parsed.title !== undefined
+        ? parsed.title
+        : parent.title && `${parent.title} (fork)`.slice(0, 200);
     return this.withOwnerSlot(parent.tenant, parent.owner, async () => {
       const sessionStore = this.transcriptStore({ tenant: parent.tenant, admin: true });
       let forkId: string;
@@ -490,7 +504,11 @@ export class SessionHub {
 
   /** The tenant-scoped SDK SessionStore for this caller; pass it to query() or the SDK helpers. */
   transcriptStore(identity: Identity): TranscriptStore {
-    return new TenantTranscriptStore(this.backend.store, this.backend.registry, this.caller(identity));
+    return new TenantTranscriptStore(
+      this.backend.store,
+      this.backend.registry,
+      this.caller(identity),
+    );
   }
 
   // ---- stats and sweeping ----
@@ -629,7 +647,11 @@ export class SessionHub {
    * limit, creations for one owner take a lease so that concurrent ones, on any hub, count each
    * other and never pass the limit together.
    */
-  private async withOwnerSlot<T>(tenant: string, owner: string, task: () => Promise<T>): Promise<T> {
+  private async withOwnerSlot<T>(
+    tenant: string,
+    owner: string,
+    task: () => Promise<T>,
+  ): Promise<T> {
     const limits = this.policies.limitsFor(tenant);
     if (limits.maxSessionsPerOwner === null) return task();
     const resource = `owner:${createHash('sha256').update(`${tenant}\u0000${owner}`).digest('hex')}`;
@@ -715,7 +737,12 @@ function dedupe(tags: string[]): string[] {
 function emptyFigures(): UsageFigures {
   return {
     costUsd: 0,
-    tokens: { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 },
+    tokens: {
+      inputTokens: 0,
+      outputTokens: 0,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 0,
+    },
     turns: 0,
   };
 }

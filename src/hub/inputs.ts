@@ -98,7 +98,9 @@ export function parseOverridesInput(input: unknown): {
 const epochMs = z.number().int('must be whole epoch milliseconds').nonnegative();
 
 const extendSchema = z.union([
-  z.strictObject({ byMs: z.number().int('must be whole milliseconds').positive('must be positive') }),
+  z.strictObject({
+    byMs: z.number().int('must be whole milliseconds').positive('must be positive'),
+  }),
   z.strictObject({ until: epochMs }),
 ]);
 

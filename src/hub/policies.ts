@@ -1,3 +1,4 @@
+import type { StoredSession } from '../backends/registry.js';
 import {
   DEFAULT_EXPIRY_POLICY,
   type ExpiryOverrides,
@@ -14,7 +15,6 @@ import {
   parseLimitOverrides,
   resolveLimits,
 } from '../core/limits.js';
-import type { StoredSession } from '../backends/registry.js';
 
 /** Policies for one tenant, over the hub's. */
 export interface TenantPolicy {

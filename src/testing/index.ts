@@ -1,16 +1,15 @@
 export {
+  describeHubConformance,
+  type HubBackendUnderTest,
+  type HubConformanceOptions,
+} from './conformance/hub.js';
+export {
   type ConformanceOptions,
   describeSessionStoreConformance,
   type OpenStore,
   type StoreUnderTest,
 } from './conformance/index.js';
-export {
-  describeHubConformance,
-  type HubBackendUnderTest,
-  type HubConformanceOptions,
-} from './conformance/hub.js';
 export { describeLeaseConformance, type LeasesUnderTest } from './conformance/leases.js';
-export { type SyntheticTurn, type SyntheticTurnOptions, syntheticTurn } from './transcripts.js';
 export {
   countInputTokens,
   estimateTokens,
@@ -40,3 +39,4 @@ export {
   type WireUsage,
 } from './mock-anthropic/index.js';
 export { type RecordedCall, RecordingStore } from './recording-store.js';
+export { type SyntheticTurn, type SyntheticTurnOptions, syntheticTurn } from './transcripts.js';

@@ -21,7 +21,12 @@ export interface SyntheticTurnOptions {
    */
   cumulativeCostUsd?: number;
   /** Cumulative tokens of the counter after this turn; default: this turn's tokens. */
-  cumulativeTokens?: { input?: number; output?: number; cacheRead?: number; cacheCreation?: number };
+  cumulativeTokens?: {
+    input?: number;
+    output?: number;
+    cacheRead?: number;
+    cacheCreation?: number;
+  };
   /** The counter's start time; one per SDK counter. */
   counterStartTime?: number;
   timestamp?: number;

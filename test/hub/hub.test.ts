@@ -17,7 +17,11 @@ import {
 type MakeUrl = () => Promise<{ url: string; drop(): Promise<void> }>;
 
 const cases: Array<{ name: string; makeUrl: MakeUrl; shared: boolean }> = [
-  { name: 'memory', makeUrl: async () => ({ url: 'memory:', drop: async () => {} }), shared: false },
+  {
+    name: 'memory',
+    makeUrl: async () => ({ url: 'memory:', drop: async () => {} }),
+    shared: false,
+  },
   { name: 'sqlite', makeUrl: freshTempUrl('sqlite'), shared: true },
   { name: 'file', makeUrl: freshTempUrl('file'), shared: false },
 ];

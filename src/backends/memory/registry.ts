@@ -24,7 +24,10 @@ export class MemoryRegistry implements SessionRegistry {
   constructor(private readonly data: MemoryData) {}
 
   private registered(tenant: string, id: string): MemorySession | undefined {
-    const session = this.data.session({ projectKey: tenantProjectKey(tenant), sessionId: id }, false);
+    const session = this.data.session(
+      { projectKey: tenantProjectKey(tenant), sessionId: id },
+      false,
+    );
     return session?.record ? session : undefined;
   }
 
@@ -74,12 +77,14 @@ export class MemoryRegistry implements SessionRegistry {
   }
 
   async list(scope: RegistryScope, query: SessionQuery, now: number): Promise<StoredSession[]> {
-    const matches: StoredSession[] = [];
+    const matches: MemorySession[] = [];
     for (const session of this.all(scope.tenant)) {
-      const record = session.record as StoredSession;
-      if (matchesQuery(record, scope, query, now)) matches.push(view(session));
+      if (matchesQuery(session.record as StoredSession, scope, query, now)) matches.push(session);
     }
-    return matches.sort(compareForListing).slice(0, query.limit + 1);
+    return matches
+      .sort((a, b) => compareForListing(a.record as StoredSession, b.record as StoredSession))
+      .slice(0, query.limit + 1)
+      .map(view);
   }
 
   async remove(tenant: string, id: string): Promise<boolean> {
@@ -111,7 +116,9 @@ export class MemoryRegistry implements SessionRegistry {
       if (usage.day < fromDay || usage.day > toDay) continue;
       rows.push(structuredClone(usage));
     }
-    return rows.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : a.owner < b.owner ? -1 : 1));
+    return rows.sort((a, b) =>
+      a.day < b.day ? -1 : a.day > b.day ? 1 : a.owner < b.owner ? -1 : 1,
+    );
   }
 
   async countByStatus(scope: RegistryScope, now: number): Promise<StatusCounts> {

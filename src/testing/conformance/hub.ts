@@ -84,9 +84,7 @@ export function describeHubConformance(
       turn: Parameters<typeof syntheticTurn>[0] extends infer T ? Omit<T, 'sessionId'> : never,
     ) {
       const made = syntheticTurn({ sessionId, ...turn });
-      await hub
-        .transcriptStore(who)
-        .append({ projectKey: '/any/cwd', sessionId }, made.entries);
+      await hub.transcriptStore(who).append({ projectKey: '/any/cwd', sessionId }, made.entries);
       return made;
     }
 
@@ -225,8 +223,14 @@ export function describeHubConformance(
         const evilStore = hub.transcriptStore(mallory);
         expect(await evilStore.load({ projectKey: '/any/cwd', sessionId: id })).toBeNull();
         await appendTurn(hub, mallory, id, { prompt: 'evil words' });
-        const acme = await backend.store.load({ projectKey: tenantProjectKey('acme'), sessionId: id });
-        const evil = await backend.store.load({ projectKey: tenantProjectKey('evil'), sessionId: id });
+        const acme = await backend.store.load({
+          projectKey: tenantProjectKey('acme'),
+          sessionId: id,
+        });
+        const evil = await backend.store.load({
+          projectKey: tenantProjectKey('evil'),
+          sessionId: id,
+        });
         expect(JSON.stringify(acme)).toContain('acme secret');
         expect(JSON.stringify(acme)).not.toContain('evil words');
         expect(JSON.stringify(evil)).toContain('evil words');
@@ -270,7 +274,11 @@ export function describeHubConformance(
         expect(await ids(alice)).toEqual([b.id, a.id]);
         expect(await ids(acmeAdmin, { owner: 'bob' })).toEqual([c.id]);
         expect(await ids(acmeAdmin, { status: 'archived' })).toEqual([b.id]);
-        expect(await ids(acmeAdmin, { status: ['active', 'archived'] })).toEqual([c.id, b.id, a.id]);
+        expect(await ids(acmeAdmin, { status: ['active', 'archived'] })).toEqual([
+          c.id,
+          b.id,
+          a.id,
+        ]);
         expect(await ids(acmeAdmin, { tag: 'billing' })).toEqual([c.id, a.id]);
         expect(await ids(acmeAdmin, { titleContains: 'refund' })).toEqual([c.id, a.id]);
         expect(await ids(acmeAdmin, { titleContains: '%' })).toEqual([]);
@@ -363,7 +371,9 @@ export function describeHubConformance(
       });
 
       test('the absolute TTL holds however active the session is', async () => {
-        const { hub, clock } = await setup({ expiry: { absoluteTtlMs: 3 * HOUR, idleTtlMs: HOUR } });
+        const { hub, clock } = await setup({
+          expiry: { absoluteTtlMs: 3 * HOUR, idleTtlMs: HOUR },
+        });
         const { id } = await hub.create(alice);
         for (let i = 0; i < 5; i++) {
           clock.advance(HOUR - 1);
@@ -565,8 +575,12 @@ export function describeHubConformance(
         const stats = await hub.stats(acmeAdmin);
         expect(stats.usage.total.costUsd).toBeCloseTo(0.025, 9);
         expect(stats.usage.total.turns).toBe(2);
-        expect(stats.usage.byOwner).toEqual([expect.objectContaining({ owner: 'alice', turns: 2 })]);
-        expect(stats.usage.byDay).toEqual([expect.objectContaining({ day: '2026-03-01', turns: 2 })]);
+        expect(stats.usage.byOwner).toEqual([
+          expect.objectContaining({ owner: 'alice', turns: 2 }),
+        ]);
+        expect(stats.usage.byDay).toEqual([
+          expect.objectContaining({ day: '2026-03-01', turns: 2 }),
+        ]);
         expect((await hub.stats(bob)).usage.total.turns).toBe(0);
       });
 
@@ -663,7 +677,10 @@ export function describeHubConformance(
         const stats = await hub.stats(alice);
         expect(stats.usage.total.costUsd).toBeCloseTo(0.3, 9);
 
-        const cut = await hub.fork(alice, parent.id, { atMessageUuid: one.assistantUuid, title: 'B' });
+        const cut = await hub.fork(alice, parent.id, {
+          atMessageUuid: one.assistantUuid,
+          title: 'B',
+        });
         expect(cut.forkedFrom).toEqual({ sessionId: parent.id, messageUuid: one.assistantUuid });
         const messages = await hub
           .transcriptStore(alice)
@@ -744,7 +761,9 @@ export function describeHubConformance(
         }
 
         test('racing sweeps expire and purge every session exactly once', async () => {
-          const { clock, hubs: all } = await hubs(4, { expiry: { idleTtlMs: HOUR, retentionMs: 0 } });
+          const { clock, hubs: all } = await hubs(4, {
+            expiry: { idleTtlMs: HOUR, retentionMs: 0 },
+          });
           const [first] = all as [SessionHub];
           const ids: string[] = [];
           for (let i = 0; i < 60; i++) ids.push((await first.create(i % 2 ? alice : bob)).id);
@@ -768,13 +787,12 @@ export function describeHubConformance(
           const { hubs: all } = await hubs(4);
           const { id } = await (all[0] as SessionHub).create(alice);
           const results = await Promise.allSettled(
-            all.flatMap((hub) =>
-              [1, 2].map(() => hub.acquireLease(alice, id, { ttlMs: 10_000 })),
-            ),
+            all.flatMap((hub) => [1, 2].map(() => hub.acquireLease(alice, id, { ttlMs: 10_000 }))),
           );
           expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
           for (const r of results) {
-            if (r.status === 'rejected') expect((r.reason as SessionHubError).code).toBe('SESSION_BUSY');
+            if (r.status === 'rejected')
+              expect((r.reason as SessionHubError).code).toBe('SESSION_BUSY');
           }
         });
 
