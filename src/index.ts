@@ -33,7 +33,7 @@ export {
   redactUrl,
 } from './core/backend-url.js';
 export { type Clock, ManualClock, systemClock } from './core/clock.js';
-export type { DailyUsage } from './core/daily-usage.js';
+export type { DailyUsage, UsageFigures } from './core/daily-usage.js';
 export type { TranscriptEntry } from './core/entries.js';
 export { ERROR_CODES, type ErrorCode, isSessionHubError, SessionHubError } from './core/errors.js';
 export type { ExpiryOverrides, ExpiryPolicy } from './core/expiry.js';
@@ -64,7 +64,6 @@ export {
   type SessionPage,
   sessionLeaseResource,
   type TurnAdmission,
-  type UsageFigures,
 } from './hub/hub.js';
 export type { CreateInput, ExtendInput, ForkInput, StatsInput } from './hub/inputs.js';
 export type { TenantPolicy } from './hub/policies.js';

@@ -1,17 +1,21 @@
 import type { TokenUsage, UsageDelta } from './usage.js';
 
+/** Spend over some span: what daily usage, stats and their totals report. */
+export interface UsageFigures {
+  costUsd: number;
+  tokens: TokenUsage;
+  turns: number;
+}
+
 /**
  * What one owner spent on one UTC day, summed over every session's turns. Kept apart from the
  * sessions, so deleting or purging a session never refunds what was spent: the daily cost limit
  * and the stats keep counting it.
  */
-export interface DailyUsage {
+export interface DailyUsage extends UsageFigures {
   owner: string;
   /** UTC calendar day, `YYYY-MM-DD`. */
   day: string;
-  costUsd: number;
-  tokens: TokenUsage;
-  turns: number;
 }
 
 /** The UTC day an epoch-ms instant falls on, as `YYYY-MM-DD`. */
@@ -31,10 +35,8 @@ export function isChargeable(delta: UsageDelta): boolean {
   );
 }
 
-export function emptyDailyUsage(owner: string, day: string): DailyUsage {
+export function emptyUsageFigures(): UsageFigures {
   return {
-    owner,
-    day,
     costUsd: 0,
     tokens: {
       inputTokens: 0,
@@ -46,8 +48,15 @@ export function emptyDailyUsage(owner: string, day: string): DailyUsage {
   };
 }
 
-/** Adds a fold's delta into a day's figures (in place), with costs rounded as the fold rounds. */
-export function addToDailyUsage(into: DailyUsage, delta: UsageDelta): DailyUsage {
+export function emptyDailyUsage(owner: string, day: string): DailyUsage {
+  return { owner, day, ...emptyUsageFigures() };
+}
+
+/**
+ * Adds figures (a fold's delta, another day's usage) into `into`, in place, with costs rounded as
+ * the fold rounds them.
+ */
+export function addToDailyUsage<T extends UsageFigures>(into: T, delta: UsageFigures): T {
   into.costUsd = Math.round((into.costUsd + delta.costUsd) * 1e9) / 1e9;
   into.turns += delta.turns;
   into.tokens.inputTokens += delta.tokens.inputTokens;

@@ -9,7 +9,13 @@ import {
   tenantProjectKey,
 } from '../backends/registry.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { type DailyUsage, utcDay } from '../core/daily-usage.js';
+import {
+  addToDailyUsage,
+  type DailyUsage,
+  emptyUsageFigures,
+  type UsageFigures,
+  utcDay,
+} from '../core/daily-usage.js';
 import { SessionHubError } from '../core/errors.js';
 import { sessionExpired } from '../core/expiry.js';
 import {
@@ -27,7 +33,7 @@ import {
   parseSessionQuery,
   type SessionRecord,
 } from '../core/session-record.js';
-import { foldUsage, forkUsageState, type TokenUsage } from '../core/usage.js';
+import { foldUsage, forkUsageState } from '../core/usage.js';
 import {
   type CreateInput,
   type ExtendInput,
@@ -79,12 +85,6 @@ export interface Lineage {
   ancestors: SessionRecord[];
   /** Forks, forks of forks, …, breadth first with their depth (1 = a direct fork). */
   descendants: Array<{ depth: number; session: SessionRecord }>;
-}
-
-export interface UsageFigures {
-  costUsd: number;
-  tokens: TokenUsage;
-  turns: number;
 }
 
 export interface HubStats {
@@ -734,31 +734,9 @@ function dedupe(tags: string[]): string[] {
   return [...new Set(tags)];
 }
 
-function emptyFigures(): UsageFigures {
-  return {
-    costUsd: 0,
-    tokens: {
-      inputTokens: 0,
-      outputTokens: 0,
-      cacheReadInputTokens: 0,
-      cacheCreationInputTokens: 0,
-    },
-    turns: 0,
-  };
-}
-
-function addFigures(into: UsageFigures, row: DailyUsage): void {
-  into.costUsd = Math.round((into.costUsd + row.costUsd) * 1e9) / 1e9;
-  into.turns += row.turns;
-  into.tokens.inputTokens += row.tokens.inputTokens;
-  into.tokens.outputTokens += row.tokens.outputTokens;
-  into.tokens.cacheReadInputTokens += row.tokens.cacheReadInputTokens;
-  into.tokens.cacheCreationInputTokens += row.tokens.cacheCreationInputTokens;
-}
-
 function sumUsage(rows: DailyUsage[]): UsageFigures {
-  const total = emptyFigures();
-  for (const row of rows) addFigures(total, row);
+  const total = emptyUsageFigures();
+  for (const row of rows) addToDailyUsage(total, row);
   return total;
 }
 
@@ -767,10 +745,10 @@ function groupUsage(rows: DailyUsage[], by: 'owner' | 'day'): Array<[string, Usa
   for (const row of rows) {
     let figures = groups.get(row[by]);
     if (!figures) {
-      figures = emptyFigures();
+      figures = emptyUsageFigures();
       groups.set(row[by], figures);
     }
-    addFigures(figures, row);
+    addToDailyUsage(figures, row);
   }
   return [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
