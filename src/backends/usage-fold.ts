@@ -1,6 +1,11 @@
 import { isChargeable } from '../core/daily-usage.js';
 import type { TranscriptEntry } from '../core/entries.js';
-import { emptyUsageState, foldUsage, type UsageDelta, type UsageState } from '../core/usage.js';
+import {
+  emptyUsageState,
+  foldUsageInPlace,
+  type UsageDelta,
+  type UsageState,
+} from '../core/usage.js';
 
 /**
  * Usage folding as every store does it inside a main-transcript append: the entries the append
@@ -24,14 +29,21 @@ export interface FoldedUsage {
 }
 
 /**
- * Folds `inserted` onto `previous` (null: a session with nothing folded yet). Returns null when
- * the entries cannot change usage, so the caller writes nothing.
+ * Folds `inserted` onto `previous`: a state, its stored JSON text (cheapest: parsed here and
+ * folded in place), or null for a session with nothing folded yet. `previous` itself is never
+ * changed. Returns null when the entries cannot change usage, so the caller writes nothing.
  */
 export function foldAppended(
-  previous: UsageState | null,
+  previous: UsageState | string | null,
   inserted: readonly TranscriptEntry[],
 ): FoldedUsage | null {
   if (!touchesUsage(inserted)) return null;
-  const { state, delta } = foldUsage(previous ?? emptyUsageState(), inserted);
+  const state: UsageState =
+    previous === null
+      ? emptyUsageState()
+      : typeof previous === 'string'
+        ? (JSON.parse(previous) as UsageState)
+        : (JSON.parse(JSON.stringify(previous)) as UsageState);
+  const delta = foldUsageInPlace(state, inserted);
   return { state, delta, chargeable: isChargeable(delta) };
 }

@@ -408,16 +408,25 @@ export function foldUsage(
   entries: readonly unknown[],
 ): { state: UsageState; delta: UsageDelta } {
   const next = structuredClone(state);
+  return { state: next, delta: foldUsageInPlace(next, entries) };
+}
+
+/**
+ * foldUsage() for a caller that owns `state` (say, it was just parsed from the stored JSON): the
+ * state is changed in place, which spares the copy on the hot path of every append.
+ */
+export function foldUsageInPlace(state: UsageState, entries: readonly unknown[]): UsageDelta {
+  const before = usageTotals(state);
   if (Array.isArray(entries)) {
     for (const entry of entries) {
       if (!isRecord(entry)) continue;
       if (entry.type === 'cost-state') {
         const costState = readCostState(entry);
-        if (costState) applyCostState(next, costState);
+        if (costState) applyCostState(state, costState);
       } else if (entry.type === 'assistant') {
-        applyAssistant(next, entry);
+        applyAssistant(state, entry);
       }
     }
   }
-  return { state: next, delta: deltaOf(usageTotals(state), usageTotals(next)) };
+  return deltaOf(before, usageTotals(state));
 }

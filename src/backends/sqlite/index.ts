@@ -5,12 +5,14 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { SqliteDailyUsage } from './daily-usage.js';
 import { SqliteLeaseManager } from './lease-manager.js';
 import { migrateSqlite } from './migrations.js';
+import { SqliteRegistry } from './registry.js';
 import { SqliteTranscriptStore } from './transcript-store.js';
 
 export { migrateSqlite, SQLITE_MIGRATIONS } from './migrations.js';
-export { SqliteLeaseManager, SqliteTranscriptStore };
+export { SqliteLeaseManager, SqliteRegistry, SqliteTranscriptStore };
 
 export interface SqliteBackendOptions {
   /** An open better-sqlite3 database. */
@@ -23,8 +25,13 @@ export interface SqliteBackendOptions {
    * transactions before it may be rolled back. 'full' syncs every commit to disk.
    */
   synchronous?: 'normal' | 'full';
-  /** Where transcript mtimes and lease expiry get the time. Default: the system clock. */
+  /**
+   * Where transcript mtimes, lease expiry and the day appends charge usage to get the time.
+   * Default: the system clock.
+   */
   clock?: Clock;
+  /** Fold usage from appended entries (default true); off only to measure what folding costs. */
+  foldUsage?: boolean;
 }
 
 /** Sets the connection up for a shared, concurrent, durable store, then migrates it. */
@@ -37,17 +44,25 @@ export function createSqliteBackend(options: SqliteBackendOptions): Backend {
   db.pragma('busy_timeout = 10000');
   db.pragma('foreign_keys = ON');
   migrateSqlite(db);
-  const store = new SqliteTranscriptStore(db, { clock: options.clock });
+  const daily = new SqliteDailyUsage(db);
+  const store = new SqliteTranscriptStore(db, {
+    clock: options.clock,
+    foldUsage: options.foldUsage,
+    daily,
+  });
+  const registry = new SqliteRegistry(db, daily);
   const leases = new SqliteLeaseManager(db, { clock: options.clock });
   let closed = false;
   return {
     kind: 'sqlite',
     store,
+    registry,
     leases,
     async close() {
       if (closed) return;
       closed = true;
       store.markClosed();
+      registry.markClosed();
       leases.markClosed();
       if (options.ownsDatabase && db.open) db.close();
     },
@@ -57,7 +72,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): Backend {
 /** Opens (creating if needed) the SQLite file a `sqlite:PATH` URL names. */
 export async function openSqliteBackend(
   location: Extract<BackendLocation, { kind: 'sqlite' }>,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; foldUsage?: boolean } = {},
 ): Promise<Backend> {
   const { default: Database } = await import('better-sqlite3');
   const inMemory = location.path === ':memory:';
@@ -79,6 +94,7 @@ export async function openSqliteBackend(
       ownsDatabase: true,
       synchronous: location.synchronous,
       clock: options.clock,
+      foldUsage: options.foldUsage,
     });
   } catch (error) {
     db.close();

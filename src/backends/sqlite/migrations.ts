@@ -9,7 +9,7 @@ export interface SqliteMigration {
 
 /**
  * The SQLite schema as an ordered list of migrations. Never edit one that has shipped: add a new
- * one. A later migration adds the session registry beside the transcripts and leases.
+ * one.
  */
 export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
   {
@@ -56,6 +56,70 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
         fence      INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
       );
+    `,
+  },
+  {
+    version: 3,
+    name: 'session registry',
+    sql: `
+      -- The registry's record is the transcript's own session row, so deleting either deletes
+      -- both and usage is folded in the append's transaction. tenant IS NULL: no record (plain
+      -- SDK use, or a transcript not registered yet). The row of a record lives under
+      -- project_key = 'sessionhub-tenant:' || tenant. JSON columns hold text; tags is a JSON
+      -- array so the tag filter matches whole tags. Times are epoch ms from the caller.
+      ALTER TABLE transcript_sessions ADD COLUMN tenant TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN owner TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN title TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN tags TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN metadata TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN status TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN created_at INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN last_active_at INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN expires_at INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN expired_at INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN purge_at INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN extended_until INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN fork_parent_id TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN fork_message_uuid TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN expiry_overrides TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN limit_overrides TEXT;
+      -- Grows on record updates only; appends never touch it, so they never break a CAS.
+      ALTER TABLE transcript_sessions ADD COLUMN record_version INTEGER;
+      -- The usage fold's state, written by main-transcript appends (also before registration).
+      ALTER TABLE transcript_sessions ADD COLUMN usage_state TEXT;
+
+      -- Listings, newest first, with a keyset cursor on (created_at, session_id).
+      CREATE INDEX transcript_sessions_by_tenant
+        ON transcript_sessions (tenant, created_at DESC, session_id DESC)
+        WHERE tenant IS NOT NULL;
+      CREATE INDEX transcript_sessions_by_owner
+        ON transcript_sessions (tenant, owner, created_at DESC, session_id DESC)
+        WHERE tenant IS NOT NULL;
+      -- The sweeper's work lists: only the rows it may act on are indexed.
+      CREATE INDEX transcript_sessions_due_to_expire
+        ON transcript_sessions (expires_at) WHERE status = 'active';
+      CREATE INDEX transcript_sessions_due_to_purge
+        ON transcript_sessions (purge_at) WHERE status = 'expired';
+      -- Ordered too, so the planner prefers it to walking the tenant's listing index.
+      CREATE INDEX transcript_sessions_forks
+        ON transcript_sessions (tenant, fork_parent_id, created_at DESC, session_id DESC)
+        WHERE fork_parent_id IS NOT NULL;
+
+      -- What each owner spent per UTC day. Apart from the sessions: purging one refunds nothing.
+      CREATE TABLE usage_daily (
+        tenant                      TEXT NOT NULL,
+        owner                       TEXT NOT NULL,
+        day                         TEXT NOT NULL,
+        -- Whole nano-dollars: sums stay exact, and equal the fold's rounding to 1e-9 USD.
+        cost_nanos                  INTEGER NOT NULL,
+        input_tokens                INTEGER NOT NULL,
+        output_tokens               INTEGER NOT NULL,
+        cache_read_input_tokens     INTEGER NOT NULL,
+        cache_creation_input_tokens INTEGER NOT NULL,
+        turns                       INTEGER NOT NULL,
+        PRIMARY KEY (tenant, owner, day)
+      ) WITHOUT ROWID;
+      CREATE INDEX usage_daily_by_day ON usage_daily (tenant, day);
     `,
   },
 ];

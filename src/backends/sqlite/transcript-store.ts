@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { type Clock, nextMtime, systemClock } from '../../core/clock.js';
+import { utcDay } from '../../core/daily-usage.js';
 import {
   assertEntries,
   entryUuid,
@@ -17,6 +18,8 @@ import {
 } from '../../core/session-key.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { foldAppended, touchesUsage } from '../usage-fold.js';
+import { SqliteDailyUsage } from './daily-usage.js';
 
 const MAIN = '';
 
@@ -26,13 +29,31 @@ interface SessionRow {
   summary: string | null;
 }
 
+/** The row as a main append that may fold usage reads it: with the fold's state and the owner. */
+interface UsageSessionRow extends SessionRow {
+  usage_state: string | null;
+  tenant: string | null;
+  owner: string | null;
+}
+
+export interface SqliteTranscriptStoreOptions {
+  clock?: Clock;
+  /** Fold usage from appended entries (default true); off only to measure what folding costs. */
+  foldUsage?: boolean;
+  /** The daily usage table appends charge; the backend shares one with its registry. */
+  daily?: SqliteDailyUsage;
+}
+
 /**
  * Transcripts in a SQLite database (better-sqlite3). Each append is one IMMEDIATE transaction:
- * dedup by uuid, the entries, the folded summary and the mtime commit together or not at all,
- * and appends from several processes on one file are serialised by SQLite's write lock.
+ * dedup by uuid, the entries, the folded summary, the mtime, the folded usage and the owner's
+ * daily usage commit together or not at all, and appends from several processes on one file are
+ * serialised by SQLite's write lock.
  */
 export class SqliteTranscriptStore implements TranscriptStore {
   private readonly clock: Clock;
+  private readonly foldUsage: boolean;
+  private readonly daily: SqliteDailyUsage;
   private readonly statements;
   private readonly appendTransaction;
   private readonly deleteSessionTransaction;
@@ -40,9 +61,11 @@ export class SqliteTranscriptStore implements TranscriptStore {
 
   constructor(
     private readonly db: BetterSqlite3.Database,
-    options: { clock?: Clock } = {},
+    options: SqliteTranscriptStoreOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;
+    this.foldUsage = options.foldUsage ?? true;
+    this.daily = options.daily ?? new SqliteDailyUsage(db);
     this.statements = {
       insertSession: db.prepare<[string, string], SessionRow>(
         `INSERT INTO transcript_sessions (project_key, session_id) VALUES (?, ?)
@@ -51,11 +74,19 @@ export class SqliteTranscriptStore implements TranscriptStore {
       findSession: db.prepare<[string, string], SessionRow>(
         'SELECT id, mtime, summary FROM transcript_sessions WHERE project_key = ? AND session_id = ?',
       ),
+      // Only for batches that can move usage: the others never fetch or parse the fold's state.
+      findSessionWithUsage: db.prepare<[string, string], UsageSessionRow>(
+        `SELECT id, mtime, summary, usage_state, tenant, owner FROM transcript_sessions
+         WHERE project_key = ? AND session_id = ?`,
+      ),
       insertEntry: db.prepare<[number, string, string | null, string]>(
         'INSERT OR IGNORE INTO transcript_entries (session_ref, subpath, uuid, entry) VALUES (?, ?, ?, ?)',
       ),
       updateSummary: db.prepare<[number, string, number]>(
         'UPDATE transcript_sessions SET mtime = ?, summary = ? WHERE id = ?',
+      ),
+      updateSummaryAndUsage: db.prepare<[number, string, string, number]>(
+        'UPDATE transcript_sessions SET mtime = ?, summary = ?, usage_state = ? WHERE id = ?',
       ),
       loadEntries: db
         .prepare<[string, string, string], string>(
@@ -89,10 +120,12 @@ export class SqliteTranscriptStore implements TranscriptStore {
     };
 
     this.appendTransaction = db.transaction(
-      (key: SessionKey, entries: TranscriptEntry[], lines: string[]) => {
+      (key: SessionKey, entries: TranscriptEntry[], lines: string[], withUsage: boolean) => {
         // Look up first: most appends go to an existing session, and a read dirties no page.
-        const session =
-          this.statements.findSession.get(key.projectKey, key.sessionId) ??
+        const session: (SessionRow & Partial<UsageSessionRow>) | undefined =
+          (withUsage
+            ? this.statements.findSessionWithUsage.get(key.projectKey, key.sessionId)
+            : this.statements.findSession.get(key.projectKey, key.sessionId)) ??
           this.statements.insertSession.get(key.projectKey, key.sessionId);
         if (!session) throw new Error('insert returned no session row');
         const subpath = key.subpath ?? MAIN;
@@ -108,7 +141,8 @@ export class SqliteTranscriptStore implements TranscriptStore {
           if (result.changes > 0) inserted.push(entry);
         }
         if (key.subpath !== undefined || inserted.length === 0) return;
-        const mtime = nextMtime(this.clock.now(), session.mtime ?? undefined);
+        const now = this.clock.now();
+        const mtime = nextMtime(now, session.mtime ?? undefined);
         const previous: SessionSummaryEntry | undefined =
           session.summary === null
             ? undefined
@@ -118,7 +152,23 @@ export class SqliteTranscriptStore implements TranscriptStore {
                 data: JSON.parse(session.summary),
               };
         const summary = foldSummary(previous, key, inserted, mtime);
-        this.statements.updateSummary.run(mtime, JSON.stringify(summary.data), session.id);
+        const usage = withUsage
+          ? foldAppended(session.usage_state ?? null, inserted)
+          : null;
+        if (!usage) {
+          this.statements.updateSummary.run(mtime, JSON.stringify(summary.data), session.id);
+          return;
+        }
+        this.statements.updateSummaryAndUsage.run(
+          mtime,
+          JSON.stringify(summary.data),
+          JSON.stringify(usage.state),
+          session.id,
+        );
+        // Registered sessions charge their owner's day; the row's tenant says it is one.
+        if (usage.chargeable && session.tenant != null && session.owner != null) {
+          this.daily.charge(session.tenant, session.owner, utcDay(now), usage.delta);
+        }
       },
     );
 
@@ -147,7 +197,9 @@ export class SqliteTranscriptStore implements TranscriptStore {
     this.checkOpen();
     if (entries.length === 0) return;
     const lines = entries.map((entry, i) => serializeEntry(entry, i));
-    this.appendTransaction.immediate(key, entries, lines);
+    // A batch with nothing usage reads in it skips the fold, its state and its write entirely.
+    const withUsage = this.foldUsage && key.subpath === undefined && touchesUsage(entries);
+    this.appendTransaction.immediate(key, entries, lines, withUsage);
   }
 
   async load(key: SessionKey): Promise<TranscriptEntry[] | null> {
