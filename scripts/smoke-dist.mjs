@@ -2,7 +2,7 @@
 // from dist/ by their package names, a store round-trips, and the mock answers.
 import { createRequire } from 'node:module';
 
-const { openBackend, SessionHubError } = await import('sessionhub');
+const { openBackend, openHub, SessionHubError } = await import('sessionhub');
 const { startMockAnthropic, mockModelEnv } = await import('sessionhub/testing/mock-anthropic');
 
 const backend = await openBackend('memory:');
@@ -10,6 +10,13 @@ await backend.store.append({ projectKey: 'p', sessionId: 's' }, [{ type: 'x', uu
 const loaded = await backend.store.load({ projectKey: 'p', sessionId: 's' });
 if (loaded?.length !== 1) throw new Error('the built store did not round-trip');
 await backend.close();
+
+const hub = await openHub('memory:');
+const session = await hub.create({ tenant: 't', owner: 'o' }, { title: 'smoke' });
+if ((await hub.get({ tenant: 't', owner: 'o' }, session.id)).title !== 'smoke') {
+  throw new Error('the built hub did not keep a record');
+}
+await hub.close();
 
 const mock = await startMockAnthropic();
 const response = await fetch(`${mock.url}/nothing-here`);
