@@ -1,5 +1,6 @@
 import type { SessionRegistry } from '../backends/registry.js';
 import type { Clock } from '../core/clock.js';
+import { SessionHubError } from '../core/errors.js';
 import type { Lease, LeaseManager } from '../core/lease.js';
 
 /** The timer functions background sweeping uses; tests pass their own to fire it by hand. */
@@ -64,11 +65,14 @@ export class Sweeper {
       onError?: (error: unknown) => void;
     },
   ) {
+    assertCount(options.batchSize, 'sweep batchSize');
     this.batchSize = options.batchSize ?? DEFAULT_BATCH;
     this.timers = options.timers ?? realTimers;
   }
 
   async sweep(options: SweepOptions = {}): Promise<SweepResult> {
+    assertCount(options.batchSize, 'batchSize');
+    assertCount(options.maxBatches, 'maxBatches');
     const { registry, leases, clock, holder } = this.options;
     const batchSize = options.batchSize ?? this.batchSize;
     const maxBatches = options.maxBatches ?? Number.POSITIVE_INFINITY;
@@ -102,6 +106,7 @@ export class Sweeper {
 
   /** Sweeps every `intervalMs`; a tick while the previous sweep still runs is skipped. */
   start(intervalMs: number): void {
+    assertCount(intervalMs, 'the sweep interval (ms)');
     this.stop();
     this.handle = this.timers.setInterval(() => {
       if (this.running) return;
@@ -122,4 +127,11 @@ export class Sweeper {
     this.stop();
     await this.running;
   }
+}
+
+function assertCount(value: number | undefined, what: string): void {
+  if (value === undefined || (Number.isInteger(value) && value > 0)) return;
+  throw new SessionHubError('INVALID_OPTION', `${what} must be a positive whole number.`, {
+    [what]: value,
+  });
 }

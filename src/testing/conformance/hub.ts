@@ -497,6 +497,8 @@ export function describeHubConformance(
         clock.advance(HOUR);
         expect((await hub.sweep({ batchSize: 2, maxBatches: 1 })).expired).toBe(2);
         expect((await hub.sweep({ batchSize: 2 })).expired).toBe(3);
+        expect((await thrown(hub.sweep({ batchSize: 0 }))).code).toBe('INVALID_OPTION');
+        expect(() => hub.startSweeping(-1)).toThrow(/positive whole number/);
       });
 
       test('the background sweep runs on the injected timer and stops with the hub', async () => {
