@@ -4,17 +4,21 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { FileFolder } from './folder.js';
 import { FileLeaseManager } from './lease-manager.js';
+import { FileRegistry } from './registry.js';
 import { FileTranscriptStore, type FileTranscriptStoreOptions } from './transcript-store.js';
 
-export { FileLeaseManager, FileTranscriptStore };
+export { FileLeaseManager, FileRegistry, FileTranscriptStore };
+export type FileBackendOptions = FileTranscriptStoreOptions;
 
 /**
- * A backend that keeps transcripts as JSONL files under one directory, for one process. Its
- * leases are held in this process's memory (fences persist in the directory), so they keep
- * other backends of this process off a session, never another process.
+ * A backend that keeps transcripts, session records and daily usage as JSONL files under one
+ * directory, for one process. Every backend this process opens on the directory shares one view
+ * of it (caches, locks, leases), so they never contradict each other; another process would.
+ * Its leases are held in this process's memory (fences persist in the directory).
  */
-export async function createFileBackend(options: FileTranscriptStoreOptions): Promise<Backend> {
+export async function createFileBackend(options: FileBackendOptions): Promise<Backend> {
   try {
     await mkdir(path.resolve(options.dir), { recursive: true });
   } catch (error) {
@@ -25,22 +29,42 @@ export async function createFileBackend(options: FileTranscriptStoreOptions): Pr
       { cause: error },
     );
   }
-  const store = new FileTranscriptStore(options);
-  const leases = await FileLeaseManager.open(options);
+  const folder = await FileFolder.open(options.dir, options.fsync ?? false);
+  let leases: FileLeaseManager;
+  try {
+    leases = await FileLeaseManager.open(options);
+  } catch (error) {
+    await folder.release();
+    throw error;
+  }
+  const store = new FileTranscriptStore(options, folder);
+  const registry = new FileRegistry(folder);
+  let closing: Promise<void> | undefined;
   return {
     kind: 'file',
     store,
+    registry,
     leases,
-    async close() {
-      await store.close();
-      await leases.close();
+    close() {
+      closing ??= (async () => {
+        registry.close();
+        await store.close();
+        await leases.close();
+        await folder.release();
+      })();
+      return closing;
     },
   };
 }
 
 export function openFileBackend(
   location: Extract<BackendLocation, { kind: 'file' }>,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; foldUsage?: boolean } = {},
 ): Promise<Backend> {
-  return createFileBackend({ dir: location.dir, fsync: location.fsync, clock: options.clock });
+  return createFileBackend({
+    dir: location.dir,
+    fsync: location.fsync,
+    clock: options.clock,
+    foldUsage: options.foldUsage,
+  });
 }
