@@ -504,13 +504,18 @@ export class SessionHub {
 
   /** The tenant-scoped SDK SessionStore for this caller; pass it to query() or the SDK helpers. */
   transcriptStore(identity: Identity): TranscriptStore {
+    const caller = this.caller(identity);
     return new TenantTranscriptStore(
       this.backend.store,
       this.backend.registry,
-      this.caller(identity),
+      caller,
+      async (sessionId) => {
+        const session = await this.backend.registry.get(caller.tenant, sessionId);
+        if (!session || effectiveStatus(session, this.clock.now()) !== 'expired') return null;
+        return session.expiredAt ?? session.expiresAt;
+      },
     );
   }
-
   // ---- stats and sweeping ----
 
   async stats(identity: Identity, input: StatsInput = {}): Promise<HubStats> {

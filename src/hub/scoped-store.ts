@@ -1,6 +1,7 @@
 import type { TranscriptStore } from '../backends/backend.js';
 import { type SessionRegistry, tenantProjectKey } from '../backends/registry.js';
 import type { TranscriptEntry } from '../core/entries.js';
+import { sessionExpired } from '../core/expiry.js';
 import { type Identity, sessionNotFound } from '../core/identity.js';
 import {
   assertProjectKey,
@@ -11,6 +12,9 @@ import {
 } from '../core/session-key.js';
 
 type Access = 'mine' | 'unregistered' | 'hidden';
+
+/** Whether a session id is past its deadline now, and since when; null when it is not. */
+export type ExpiryCheck = (sessionId: string) => Promise<number | null>;
 
 /**
  * The transcript store the hub hands the SDK for one caller. Every key is moved under the
@@ -28,6 +32,7 @@ export class TenantTranscriptStore implements TranscriptStore {
     private readonly store: TranscriptStore,
     private readonly registry: SessionRegistry,
     private readonly identity: Identity,
+    private readonly expiredSince: ExpiryCheck,
   ) {
     this.projectKey = tenantProjectKey(identity.tenant);
   }
@@ -56,6 +61,10 @@ export class TenantTranscriptStore implements TranscriptStore {
   async load(key: SessionKey): Promise<TranscriptEntry[] | null> {
     assertSessionKey(key);
     if ((await this.access(key.sessionId)) !== 'mine') return null;
+    if (key.subpath === undefined) {
+      const expiredAt = await this.expiredSince(key.sessionId);
+      if (expiredAt !== null) throw sessionExpired(key.sessionId, expiredAt);
+    }
     return this.store.load(this.rekey(key));
   }
 

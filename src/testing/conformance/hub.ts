@@ -356,6 +356,20 @@ export function describeHubConformance(
         });
       });
 
+      test('the SDK cannot resume an expired session through the hub store until it is extended', async () => {
+        const { hub, clock } = await setup({ expiry: { idleTtlMs: HOUR } });
+        const { id } = await hub.create(alice);
+        await appendTurn(hub, alice, id, { prompt: 'before' });
+        const store = hub.transcriptStore(alice);
+        const key = { projectKey: 'cwd', sessionId: id };
+        clock.advance(HOUR);
+        const refused = await thrown(store.load(key));
+        expect(refused.code).toBe('SESSION_EXPIRED');
+        expect(refused.details.expiredAt).toBe(START + HOUR);
+        await hub.extend(alice, id, { byMs: HOUR });
+        expect(JSON.stringify(await store.load(key))).toContain('before');
+      });
+
       test('activity pushes the idle deadline when extend-on-activity is on, and only then', async () => {
         const on = await setup({ expiry: { idleTtlMs: HOUR } });
         const a = await on.hub.create(alice);
