@@ -6,11 +6,12 @@ import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
 import { isValidPrefix } from './keys.js';
 import { RedisLeaseManager } from './lease-manager.js';
+import { RedisRegistry } from './registry.js';
 import type { RedisClient } from './scripts.js';
 import { RedisTranscriptStore } from './transcript-store.js';
 
 export type { RedisClient };
-export { RedisLeaseManager, RedisTranscriptStore };
+export { RedisLeaseManager, RedisRegistry, RedisTranscriptStore };
 
 export const DEFAULT_REDIS_PREFIX = 'sessionhub';
 
@@ -26,8 +27,16 @@ export interface RedisBackendOptions {
   prefix?: string;
   /** Whether backend.close() disconnects `client`. Default false: the caller keeps it. */
   ownsClient?: boolean;
-  /** Where lease expiry reads the time (never the server's clock). Default: the system clock. */
+  /**
+   * Where lease expiry reads the time (never the server's clock), and the day appends charge
+   * daily usage to. Default: the system clock.
+   */
   clock?: Clock;
+  /**
+   * Fold usage from appended entries into the session's figures (default true). Off only to
+   * measure what folding costs: records then show no usage.
+   */
+  foldUsage?: boolean;
 }
 
 /**
@@ -50,17 +59,24 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
       { prefix },
     );
   }
-  const store = new RedisTranscriptStore(client, { prefix });
+  const store = new RedisTranscriptStore(client, {
+    prefix,
+    clock: options.clock,
+    foldUsage: options.foldUsage,
+  });
+  const registry = new RedisRegistry(client, prefix, store);
   const leases = new RedisLeaseManager(client, { prefix, clock: options.clock });
   const ownsClient = options.ownsClient ?? false;
   let closing: Promise<void> | undefined;
   return {
     kind: 'redis',
     store,
+    registry,
     leases,
     close() {
       closing ??= (async () => {
         leases.close();
+        registry.close();
         await store.close();
         if (ownsClient) await quit(client);
       })();
@@ -76,7 +92,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
  */
 export async function openRedisBackend(
   location: Extract<BackendLocation, { kind: 'redis' }>,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; foldUsage?: boolean } = {},
 ): Promise<Backend> {
   const { Redis } = await import('ioredis');
   let opening = true;
@@ -111,6 +127,7 @@ export async function openRedisBackend(
     prefix: location.prefix,
     ownsClient: true,
     clock: options.clock,
+    foldUsage: options.foldUsage,
   });
 }
 

@@ -52,17 +52,19 @@ end
 `;
 
 /**
- * Deduplication and append of one batch. ARGV from `first` on holds uuid, json pairs ('' = no
- * uuid). An entry is kept if it has no uuid, or its uuid is neither stored nor earlier in the
- * batch (first wins). Two set commands per batch rather than one per entry, and RPUSH in slices
- * (Lua's unpack() cannot spread more than a few thousand values); all inside one script, so the
- * batch still lands contiguously. Returns the number kept and one '1'/'0' flag per entry.
+ * Deduplication and append of one batch, in two halves so that a main append can compare what
+ * it would store with what its usage fold assumed before it writes anything. ARGV from `first`
+ * on holds uuid, json pairs ('' = no uuid). An entry is kept if it has no uuid, or its uuid is
+ * neither stored nor earlier in the batch (first wins). Two set commands per batch rather than
+ * one per entry, and RPUSH in slices (Lua's unpack() cannot spread more than a few thousand
+ * values); all inside one script, so the batch still lands contiguously. `select_fresh` returns
+ * the entries to store, their new uuids and one '1'/'0' flag per entry.
  */
 const APPEND_FRESH = `
 local function each_slice(values, run)
   for i = 1, #values, 1000 do run(unpack(values, i, math.min(i + 999, #values))) end
 end
-local function append_fresh(list, ids, first)
+local function select_fresh(ids, first)
   local uuids = {}
   for i = first, #ARGV, 2 do
     if ARGV[i] ~= '' then uuids[#uuids + 1] = ARGV[i] end
@@ -89,34 +91,53 @@ local function append_fresh(list, ids, first)
       flags[#flags + 1] = '1'
     end
   end
+  return fresh, added, table.concat(flags)
+end
+local function store_fresh(list, ids, fresh, added)
   each_slice(added, function(...) redis.call('SADD', ids, ...) end)
   each_slice(fresh, function(...) redis.call('RPUSH', list, ...) end)
-  return #fresh, table.concat(flags)
+  return #fresh
 end
 `;
 
 /**
  * Step 1 of a main-transcript append.
- * KEYS: meta, main list, main ids.
- * ARGV: sm, sw, summary of a fold this process has not offered yet ('', '', '' if none); the sm
- * of the fold this process already holds ('' if none); then uuid1, json1, uuid2, json2, ...
+ * KEYS: meta, main list, main ids, charges.
+ * ARGV: 1-3 sm, sw, summary of a fold this process has not offered yet ('', '', '' if none);
+ * 4 the sm of the fold this process already holds ('' if none); 5 '1' when the append folds
+ * usage, else ''; 6 the usage token the fold started from ('' = no state yet); 7 the flags the
+ * fold assumed; 8 the folded usage state JSON ('' = unchanged); 9 its new token; 10 the charge
+ * ('' = nothing to charge; see charges.ts); 11 how many stamps follow: pending charges this
+ * process saw applied, to forget; then those stamps; then uuid1, json1, uuid2, json2, ...
  * ('' = no uuid).
+ *
  * The offered fold becomes the session's fold base if it belongs to this incarnation of the
  * session (born <= sm <= mtime: not from before a delete) and is newer than the stored base.
  * Every fold covers a whole prefix of the transcript, so the newest fold includes everything an
  * older one did: keeping the maximum loses no update, whatever order writers arrive in.
- * Returns { mtime, length, sw, sm, sum, flags, unfolded... }: the session's mtime and main
- * length after the write, the fold base (sw = entries it covers, sm = its mtime, sum = its JSON,
- * nil when there is none or the caller already holds that fold), one '1'/'0' per argument entry
- * (stored or skipped as duplicate), then the stored entries in [sw, first position of this batch)
- * that the base does not cover. With the batch itself, those are exactly what the caller must
- * fold to bring the summary to `length`.
+ *
+ * Usage (ARGV[5] = '1'): the caller folded the entries it expected to be stored onto the state
+ * it last saw. The script stores nothing unless the state is still that one (same token) and
+ * the entries it would store are exactly those (same flags); otherwise it returns
+ * { 0, flags, token, state } and the caller folds again. So the state written with the entries
+ * is always a fold of exactly the entries stored, and a retried batch (its entries now
+ * duplicates) folds nothing twice. A chargeable fold of a registered session (one with a
+ * record) leaves a pending charge under the append's mtime, in the same write.
+ *
+ * Returns { 1, mtime, length, sw, sm, sum, flags, owner, charges, unfolded... }: the session's
+ * mtime and main length after the write, the fold base (sw = entries it covers, sm = its mtime,
+ * sum = its JSON, nil when there is none or the caller already holds that fold), one '1'/'0'
+ * per argument entry (stored or skipped as duplicate), the record's owner (JSON, nil without a
+ * record), the pending charges ({ stamp1, charge1, ... }), then the stored entries in [sw, first
+ * position of this batch) that the base does not cover. With the batch itself, those are
+ * exactly what the caller must fold to bring the summary to `length`.
  */
 export const APPEND_MAIN = lua(
   'append_main',
   `${NEXT_MTIME}${APPEND_FRESH}
-local meta, list = KEYS[1], KEYS[2]
-local m = redis.call('HMGET', meta, 'mtime', 'born', 'floor', 'sw', 'sm', 'sum')
+local meta, list, charges = KEYS[1], KEYS[2], KEYS[4]
+local m = redis.call('HMGET', meta, 'mtime', 'born', 'floor', 'sw', 'sm', 'sum', 'ut', 'r:version',
+  'r:owner')
 local mtime, floor = tonumber(m[1]), tonumber(m[3])
 local sw, sm, sum = tonumber(m[4]) or 0, m[5], m[6]
 if ARGV[1] ~= '' then
@@ -126,8 +147,16 @@ if ARGV[1] ~= '' then
     sw, sm, sum = tonumber(ARGV[2]), ARGV[1], ARGV[3]
   end
 end
+local forget = tonumber(ARGV[11])
+local fresh, added, flags = select_fresh(KEYS[3], 12 + forget)
+if ARGV[5] == '1' then
+  local token = m[7] or ''
+  if token ~= ARGV[6] or flags ~= ARGV[7] then
+    return { 0, flags, token, redis.call('HGET', meta, 'usage') or '' }
+  end
+end
 local start = redis.call('LLEN', list)
-local stored, flags = append_fresh(list, KEYS[3], 5)
+local stored = store_fresh(list, KEYS[3], fresh, added)
 if stored > 0 then
   -- floor, left by a delete, keeps a re-created session's mtimes above the old session's.
   local stamp = next_mtime(math.max(mtime or 0, floor or 0))
@@ -142,9 +171,16 @@ if stored > 0 then
     redis.call('HSET', meta, 'mtime', text)
   end
   mtime = stamp
+  if ARGV[5] == '1' and ARGV[8] ~= '' then
+    redis.call('HSET', meta, 'usage', ARGV[8], 'ut', ARGV[9])
+  end
+  -- Only a registered session (one with a record) is charged.
+  if ARGV[10] ~= '' and m[8] then redis.call('HSET', charges, text, ARGV[10]) end
 end
+if forget > 0 then redis.call('HDEL', charges, unpack(ARGV, 12, 11 + forget)) end
 if sm == ARGV[4] then sum = false end
-local reply = { mtime or 0, start + stored, sw, tonumber(sm) or 0, sum, flags }
+local reply = { 1, mtime or 0, start + stored, sw, tonumber(sm) or 0, sum, flags, m[9],
+  redis.call('HGETALL', charges) }
 if sw < start then
   local unfolded = redis.call('LRANGE', list, sw, start - 1)
   for i = 1, #unfolded do reply[#reply + 1] = unfolded[i] end
@@ -161,33 +197,64 @@ return reply
 export const APPEND_SUB = lua(
   'append_sub',
   `${APPEND_FRESH}
-local stored = append_fresh(KEYS[1], KEYS[2], 2)
+local fresh, added = select_fresh(KEYS[2], 2)
+local stored = store_fresh(KEYS[1], KEYS[2], fresh, added)
 if stored > 0 then redis.call('HSET', KEYS[3], ARGV[1], KEYS[1]) end
 return stored
 `,
 );
 
 /**
- * Step 2: publishes sessions' mtimes and summaries to their project's indexes. For each
- * (sessionId, mtime, summary) the mtime and the summary are written together, and only if newer
- * than what is listed and than a recent delete of that session (its gone marker). The same
- * keep-the-newest rule as the fold base, so publishes may arrive in any order, and the appends of
- * one project that reach this step together share one call.
- * KEYS: sessions, summaries, then one gone marker per session.
- * ARGV: sessionId1, mtime1, summary1, sessionId2, ...
+ * Step 2: publishes sessions' mtimes and summaries to their project's indexes, and applies their
+ * pending daily-usage charges. For each (sessionId, mtime, summary) the mtime and the summary are
+ * written together, and only if newer than what is listed and than a recent delete of that
+ * session (its gone marker). The same keep-the-newest rule as the fold base, so publishes may
+ * arrive in any order, and the appends of one project that reach this step together share one
+ * call.
+ *
+ * Charges come oldest first and are applied only if their stamp is above the session's mark in
+ * `charged` (the newest stamp applied) and its gone marker (see charges.ts).
+ *
+ * KEYS: sessions, summaries, charged, days, one gone marker per session, then the day HASHes
+ * the charges name.
+ * ARGV: session count, then per session: sessionId, mtime, summary ('' = none), owner, charge
+ * count, then per charge: stamp, KEYS index of its day HASH, day, and its six figures.
  */
-export const PUBLISH_SUMMARIES = lua(
-  'publish_summaries',
+export const PUBLISH = lua(
+  'publish',
   `
-local published = 0
-for i = 1, #ARGV / 3 do
-  local id, text, json = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
-  local at = tonumber(text)
-  if at > (tonumber(redis.call('GET', KEYS[i + 2])) or -1)
-    and at > (tonumber(redis.call('ZSCORE', KEYS[1], id)) or -1) then
-    redis.call('ZADD', KEYS[1], text, id)
-    redis.call('HSET', KEYS[2], id, json)
-    published = published + 1
+local fields = { 'c:', 't:', 'i:', 'o:', 'r:', 'w:' }
+local at, published, days = 2, 0, {}
+for i = 1, tonumber(ARGV[1]) do
+  local id, text, json, owner = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local count = tonumber(ARGV[at + 4])
+  at = at + 5
+  local gone = tonumber(redis.call('GET', KEYS[i + 4])) or -1
+  if json ~= '' then
+    local mtime = tonumber(text)
+    if mtime > gone and mtime > (tonumber(redis.call('ZSCORE', KEYS[1], id)) or -1) then
+      redis.call('ZADD', KEYS[1], text, id)
+      redis.call('HSET', KEYS[2], id, json)
+      published = published + 1
+    end
+  end
+  if count > 0 then
+    local mark = math.max(gone, tonumber(redis.call('HGET', KEYS[3], id)) or -1)
+    local newest = nil
+    for c = 1, count do
+      local stamp = ARGV[at]
+      if tonumber(stamp) > mark then
+        local day = KEYS[tonumber(ARGV[at + 1])]
+        if not days[day] then
+          redis.call('ZADD', KEYS[4], 'NX', 0, ARGV[at + 2])
+          days[day] = true
+        end
+        for f = 1, 6 do redis.call('HINCRBY', day, fields[f] .. owner, ARGV[at + 2 + f]) end
+        mark, newest = tonumber(stamp), stamp
+      end
+      at = at + 9
+    end
+    if newest then redis.call('HSET', KEYS[3], id, newest) end
   end
 end
 return published
@@ -195,51 +262,102 @@ return published
 );
 
 /**
- * Step 1 of deleting a session: removes its transcripts, dedup sets and meta. If the session
- * existed, meta is left holding only `floor`, a stamp after every mtime the session had, for
- * ARGV[1] ms, so a re-created session's mtimes (and its `born`) start above everything the old
- * one had: its publishes pass the gone marker, and folds of the old transcript fail `born`.
- * The subagent LIST names come from the subkeys HASH; they share this session's hash tag, so
- * the script stays on one slot.
- * KEYS: meta, main list, main ids, subkeys. ARGV: fence ms. Returns { existed, stamp }.
+ * Step 1 of deleting a session: removes its transcripts, dedup sets, meta (with the record) and
+ * charges. If the session existed, meta is left holding only `floor`, a stamp after every mtime
+ * the session had, for ARGV[1] ms (unless purging, see removal.ts), so a re-created session's
+ * mtimes (and its `born`) start above everything the old one had: its publishes pass the gone
+ * marker, and folds of the old transcript fail `born`. The subagent LIST names come from the
+ * subkeys HASH; they share this session's hash tag, so the script stays on one slot.
+ *
+ * Nothing is deleted while charges are pending (not known to be applied to daily usage): the
+ * script returns them instead, and the caller applies them and calls again naming their stamps
+ * to forget. Deleting never drops spend.
+ *
+ * KEYS: meta, main list, main ids, subkeys, charges.
+ * ARGV: fence ms; mode: 'any' (the store's delete), 'record' (only if a record exists: the
+ * registry's remove) or 'purge' (only if the record is expired and its purgeAt is at or before
+ * ARGV[3], and no fence is left); now, for 'purge'; then stamps of charges known applied.
+ * Returns one of
+ *   { 0, status, expiresAt, purgeAt }   not deleted: no record ('record', 'purge'; status nil)
+ *                                       or not due ('purge')
+ *   { 2, owner, stamp1, charge1, ... }  not deleted: charges pending
+ *   { 1, existed, stamp, rid, tenant }  deleted; rid and tenant (JSON) nil without a record
  */
 export const DELETE_SESSION = lua(
   'delete_session',
   `${NEXT_MTIME}
-local meta = KEYS[1]
+local meta, charges, mode = KEYS[1], KEYS[5], ARGV[2]
+if #ARGV > 3 then redis.call('HDEL', charges, unpack(ARGV, 4)) end
+local r = redis.call('HMGET', meta, 'r:version', 'r:status', 'r:expiresAt', 'r:purgeAt', 'r:rid',
+  'r:tenant', 'r:owner', 'mtime', 'floor')
+if mode ~= 'any' then
+  if not r[1] then return { 0 } end
+  if mode == 'purge' then
+    local purge_at = tonumber(r[4])
+    if r[2] ~= '"expired"' or not purge_at or purge_at > tonumber(ARGV[3]) then
+      return { 0, r[2], r[3], r[4] }
+    end
+  end
+end
+local pending = redis.call('HGETALL', charges)
+if #pending > 0 then
+  table.insert(pending, 1, r[7] or '')
+  table.insert(pending, 1, 2)
+  return pending
+end
 local existed = redis.call('EXISTS', meta) == 1
-local m = redis.call('HMGET', meta, 'mtime', 'floor')
 local subs = redis.call('HVALS', KEYS[4])
 for i = 1, #subs do redis.call('UNLINK', subs[i], subs[i] .. '${IDS_SUFFIX}') end
 redis.call('UNLINK', meta, KEYS[2], KEYS[3], KEYS[4])
 if not existed then
   -- Nothing can be in flight for a session without meta; only a stale listing may remain,
   -- and it is older than this millisecond.
-  return { 0, next_mtime(0) - 1 }
+  return { 1, 0, next_mtime(0) - 1 }
 end
-local stamp = next_mtime(math.max(tonumber(m[1]) or 0, tonumber(m[2]) or 0))
-redis.call('HSET', meta, 'floor', string.format('%d', stamp))
-redis.call('PEXPIRE', meta, ARGV[1])
-return { 1, stamp }
+local stamp = next_mtime(math.max(tonumber(r[8]) or 0, tonumber(r[9]) or 0))
+if mode ~= 'purge' then
+  redis.call('HSET', meta, 'floor', string.format('%d', stamp))
+  redis.call('PEXPIRE', meta, ARGV[1])
+end
+return { 1, 1, stamp, r[5], r[6] }
 `,
 );
 
 /**
- * Step 2 of deleting a session: drops it from the project's indexes unless a newer incarnation
- * already published, and (if it existed) leaves a gone marker so a late publish from before the
- * delete cannot list it again.
- * KEYS: sessions, summaries, gone marker. ARGV: sessionId, stamp, fence ms, '1' to mark.
+ * Step 2 of deleting sessions of one project: drops each from the project's indexes unless a
+ * newer incarnation already published, and (if asked) leaves a gone marker so a late publish
+ * from before the delete cannot list it again. Also drops it from the registry's list indexes
+ * (if what they hold is this registration, the rid; '' drops whatever they hold) and forgets
+ * what of its charges is in daily usage: the gone marker refuses its old totals from now on.
+ * KEYS: sessions, summaries, registered, listAll, charged, then one gone marker per session.
+ * ARGV: fence ms, then per session: sessionId, stamp, '1' to mark, rid.
  */
-export const UNLIST_SESSION = lua(
-  'unlist_session',
+export const UNLIST_SESSIONS = lua(
+  'unlist_sessions',
   `
-local stamp = tonumber(ARGV[2])
-if (tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1])) or -1) <= stamp then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-if ARGV[4] == '1' and (tonumber(redis.call('GET', KEYS[3])) or -1) < stamp then
-  redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+for i = 1, (#ARGV - 1) / 4 do
+  local id, text, mark, wanted = ARGV[4 * i - 2], ARGV[4 * i - 1], ARGV[4 * i], ARGV[4 * i + 1]
+  local stamp, gone = tonumber(text), KEYS[5 + i]
+  if (tonumber(redis.call('ZSCORE', KEYS[1], id)) or -1) <= stamp then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+  end
+  if mark == '1' and (tonumber(redis.call('GET', gone)) or -1) < stamp then
+    redis.call('SET', gone, text, 'PX', ARGV[1])
+  end
+  local entry = redis.call('HGET', KEYS[3], id)
+  if entry then
+    -- rid, time, owner ZSET, forks ZSET (or ''), one per line: written by index_session.
+    local rid, time, owner, forks = string.match(entry, '^([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)$')
+    if wanted == '' or wanted == rid then
+      local member = time .. id
+      redis.call('ZREM', KEYS[4], member)
+      redis.call('ZREM', owner, member)
+      if forks ~= '' then redis.call('ZREM', forks, member) end
+      redis.call('HDEL', KEYS[3], id)
+    end
+  end
+  redis.call('HDEL', KEYS[5], id)
 end
 return 1
 `,

@@ -1,6 +1,10 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { type Clock, systemClock } from '../../core/clock.js';
+import { utcDay } from '../../core/daily-usage.js';
 import type { TranscriptEntry } from '../../core/entries.js';
 import { assertEntries, entryUuid, serializeEntry } from '../../core/entries.js';
-import { closedError } from '../../core/errors.js';
+import { closedError, SessionHubError } from '../../core/errors.js';
 import {
   assertProjectKey,
   assertSessionKey,
@@ -8,32 +12,42 @@ import {
   type SessionKey,
   type SessionRef,
 } from '../../core/session-key.js';
+import type { UsageState } from '../../core/usage.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { type FoldedUsage, foldAppended, touchesUsage } from '../usage-fold.js';
+import { type Charge, chargePayload, parseCharges } from './charges.js';
 import { guardRedis } from './failures.js';
 import { projectKeys, sessionKeys } from './keys.js';
 import { SummaryPublisher } from './publisher.js';
-import {
-  APPEND_MAIN,
-  APPEND_SUB,
-  DELETE_SESSION,
-  DELETE_SUB,
-  type RedisClient,
-  runScript,
-  UNLIST_SESSION,
-} from './scripts.js';
-
-/**
- * How long a deleted session keeps its floor and gone marker. It bounds how late an append that
- * raced the delete may publish and still be refused; a day is far beyond any real pause.
- */
-export const DELETE_FENCE_MS = 24 * 60 * 60 * 1000;
+import { SessionRemover } from './removal.js';
+import { APPEND_MAIN, APPEND_SUB, DELETE_SUB, type RedisClient, runScript } from './scripts.js';
 
 /**
  * Sessions whose newest fold this process keeps. Forgetting one is always safe (the next
  * append refolds a little more), so the cache is simply capped.
  */
 const MAX_CACHED_FOLDS = 1_000;
+
+/**
+ * How many times a main append folds usage again after finding the session's usage changed
+ * under it (another writer appended in between). Each retry starts from the state the failed
+ * attempt returned, so only a session hammered by many writers at once gets near this.
+ */
+const MAX_USAGE_ATTEMPTS = 32;
+
+/**
+ * The usage state this process last saw for a session, with the token the append CAS compares.
+ * Forgetting it is always safe: the next append finds the token changed and folds again.
+ */
+interface UsageSeen {
+  /** '' while the session has no usage state. */
+  token: string;
+  /** The state as stored (JSON): the fold parses it into a fresh object it may change. */
+  state: string | null;
+  /** Stamps of pending charges this process applied; its next append has them forgotten. */
+  applied: string[];
+}
 
 /** A summary folded by this process: a fold of the first `covers` main entries. */
 interface Fold {
@@ -60,6 +74,19 @@ export interface MainWrite {
   unfolded: string[];
   /** This batch's entries that were stored (not duplicates), in order. */
   stored: TranscriptEntry[];
+  /** The record's owner ('' for a session without a record). */
+  owner: string;
+  /** The session's pending charges (this append's included), oldest first. */
+  charges: Charge[];
+}
+
+/** Per process, so tokens from two processes never collide; the counter orders nothing. */
+const TOKEN_PREFIX = randomBytes(6).toString('base64url');
+let tokenCounter = 0;
+
+function newUsageToken(): string {
+  tokenCounter += 1;
+  return `${TOKEN_PREFIX}.${tokenCounter.toString(36)}`;
 }
 
 /**
@@ -71,16 +98,35 @@ export interface MainWrite {
 export class RedisTranscriptStore implements TranscriptStore {
   private readonly client: RedisClient;
   private readonly prefix: string;
+  private readonly clock: Clock;
+  private readonly foldUsage: boolean;
   private closed = false;
   /** By meta key: the newest fold this process made of that session. */
   private readonly folds = new Map<string, Fold>();
+  /** By meta key: the usage state this process last saw. */
+  private readonly usage = new Map<string, UsageSeen>();
+  /** By meta key: the folding append of this process under way, which the next one waits for. */
+  private readonly folding = new Map<string, Promise<unknown>>();
 
   private readonly publisher: SummaryPublisher;
+  /** Deletes whole sessions; the registry's remove and purge use it too. @internal */
+  readonly remover: SessionRemover;
 
-  constructor(client: RedisClient, options: { prefix: string }) {
+  constructor(
+    client: RedisClient,
+    options: { prefix: string; clock?: Clock; foldUsage?: boolean },
+  ) {
     this.client = client;
     this.prefix = options.prefix;
+    this.clock = options.clock ?? systemClock;
+    this.foldUsage = options.foldUsage ?? true;
     this.publisher = new SummaryPublisher(client, options.prefix);
+    this.remover = new SessionRemover(client, options.prefix, this.publisher, (meta) => {
+      const applied = this.usage.get(meta)?.applied ?? [];
+      this.folds.delete(meta);
+      this.usage.delete(meta);
+      return applied;
+    });
   }
 
   /** Appends under way, so close() can let them finish both steps before the connection goes. */
@@ -127,44 +173,129 @@ export class RedisTranscriptStore implements TranscriptStore {
   }
 
   /**
-   * Step 1 of a main append: stores the new entries and reads the fold base, atomically.
+   * Step 1 of a main append: stores the new entries, folds their usage and reads the fold base,
+   * atomically. The usage fold runs here, on the entries the script will store, and the script
+   * stores them only if they and the session's usage state are what the fold assumed; if not,
+   * it says what they are and the fold runs again. Appends that cannot move usage skip all this.
    * Public only so tests can stop an append between its two steps, as a crash would.
    * @internal
    */
   async writeMain(key: SessionKey, entries: TranscriptEntry[]): Promise<MainWrite> {
+    if (!this.foldUsage || !touchesUsage(entries)) return this.writeMainNow(key, entries);
+    const meta = sessionKeys(this.prefix, key.projectKey, key.sessionId).meta;
+    // Folding appends to one session from this process go one at a time: each starts from the
+    // state the previous one wrote, instead of all folding onto the same state and all but one
+    // folding again. Other processes may still race; the script's compare-and-set handles them.
+    const previous = this.folding.get(meta);
+    const run = (previous ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => this.writeMainNow(key, entries));
+    this.folding.set(meta, run);
+    try {
+      return await run;
+    } finally {
+      if (this.folding.get(meta) === run) this.folding.delete(meta);
+    }
+  }
+
+  private async writeMainNow(key: SessionKey, entries: TranscriptEntry[]): Promise<MainWrite> {
     const args = entryArgs(entries);
     const keys = sessionKeys(this.prefix, key.projectKey, key.sessionId);
     const cached = this.folds.get(keys.meta);
     // Our newest fold becomes the session's fold base here, in the same script, instead of
     // costing a command of its own when it was made; it is kept only if still the newest.
-    const offer =
+    let offer =
       cached && !cached.offered
         ? [String(cached.mtime), String(cached.covers), cached.json]
         : ['', '', ''];
     if (cached) cached.offered = true;
     const known = cached ? String(cached.mtime) : '';
-    const reply = (await this.guard(
-      'append',
-      runScript(
-        this.client,
-        APPEND_MAIN,
-        [keys.meta, keys.main.list, keys.main.ids],
-        [...offer, known, ...args],
-      ),
-    )) as [number, number, number, number, string | null, string, ...string[]];
-    const [mtime, length, summaryCovers, summaryMtime, sent, flags, ...unfolded] = reply;
-    // The script leaves the base out when it is the fold we hold: same mtime, same fold.
-    const mine = cached !== undefined && sent === null && cached.mtime === summaryMtime;
-    return {
-      mtime,
-      length,
-      summaryCovers,
-      summaryMtime,
-      summary: mine ? cached.json : sent,
-      previous: mine ? cached.summary : sent === null ? undefined : JSON.parse(sent),
-      unfolded,
-      stored: entries.filter((_, i) => flags[i] === '1'),
-    };
+    const folding = this.foldUsage && touchesUsage(entries);
+    // First guess: every entry is new but for repeats within the batch, as the script decides.
+    let flags = folding ? batchFlags(args) : '';
+    for (let attempt = 1; ; attempt++) {
+      const seen = this.usage.get(keys.meta);
+      let folded: FoldedUsage | null = null;
+      let token = '';
+      let stateJson = '';
+      const usageArgs = ['', '', '', '', '', ''];
+      if (folding) {
+        folded = foldAppended(
+          seen?.state ?? null,
+          flags.includes('0') ? entries.filter((_, i) => flags[i] === '1') : entries,
+        );
+        token = folded ? newUsageToken() : '';
+        usageArgs[0] = '1';
+        usageArgs[1] = seen?.token ?? '';
+        usageArgs[2] = flags;
+        stateJson = folded ? JSON.stringify(folded.state) : '';
+        usageArgs[3] = stateJson;
+        usageArgs[4] = token;
+        if (folded?.chargeable) {
+          usageArgs[5] = chargePayload(utcDay(this.clock.now()), folded.delta);
+        }
+      }
+      const applied = seen?.applied ?? [];
+      const reply = (await this.guard(
+        'append',
+        runScript(
+          this.client,
+          APPEND_MAIN,
+          [keys.meta, keys.main.list, keys.main.ids, keys.charges],
+          [...offer, known, ...usageArgs, applied.length, ...applied, ...args],
+        ),
+      )) as unknown[];
+      if (reply[0] === 0) {
+        // Another writer changed the session's usage (or stored some of these entries) since
+        // the state we folded onto: fold again from what the script saw.
+        const [, actual, current, state] = reply as [number, string, string, string];
+        flags = actual;
+        this.rememberUsage(keys.meta, {
+          token: current,
+          state: state === '' ? null : state,
+          applied: this.usage.get(keys.meta)?.applied ?? [],
+        });
+        offer = ['', '', ''];
+        if (attempt >= MAX_USAGE_ATTEMPTS) throw usageConflict(key);
+        // Writers in several processes hammering one session: spread them out a little.
+        if (attempt >= 3) await delay(Math.random() * attempt);
+        continue;
+      }
+      // The session has forgotten the charges we named; others may have been applied since.
+      const left = (this.usage.get(keys.meta)?.applied ?? []).filter((s) => !applied.includes(s));
+      if (folded) this.rememberUsage(keys.meta, { token, state: stateJson, applied: left });
+      else {
+        const current = this.usage.get(keys.meta);
+        if (current) current.applied = left;
+      }
+      const [, mtime, length, summaryCovers, summaryMtime, sent, stored, owner, pending] =
+        reply as [
+          1,
+          number,
+          number,
+          number,
+          number,
+          string | null,
+          string,
+          string | null,
+          string[],
+        ];
+      const unfolded = reply.slice(9) as string[];
+      // The script leaves the base out when it is the fold we hold: same mtime, same fold.
+      const mine = cached !== undefined && sent === null && cached.mtime === summaryMtime;
+      return {
+        mtime,
+        length,
+        summaryCovers,
+        summaryMtime,
+        summary: mine ? cached.json : sent,
+        previous: mine ? cached.summary : sent === null ? undefined : JSON.parse(sent),
+        unfolded,
+        stored: entries.filter((_, i) => stored[i] === '1'),
+        owner: owner ? (JSON.parse(owner) as string) : '',
+        charges: parseCharges(pending),
+      };
+    }
   }
 
   /**
@@ -196,13 +327,51 @@ export class RedisTranscriptStore implements TranscriptStore {
       });
     }
     // With nothing new (a retried batch) this republishes the stored base, in case the last
-    // writer stopped before its publish landed; a no-op when the index is current.
-    if (json === null) return;
-    const summaryJson = json;
+    // writer stopped before its publish landed; a no-op when the index is current. Charges a
+    // writer left pending (it stopped before this step) are applied here too.
+    if (json === null && write.charges.length === 0) return;
     await this.guard(
       'append',
-      this.publisher.publish(key.projectKey, key.sessionId, mtime, summaryJson),
+      this.publisher.publish(key.projectKey, {
+        sessionId: key.sessionId,
+        mtime,
+        json,
+        owner: write.owner,
+        charges: write.charges,
+      }),
     );
+    if (write.charges.length > 0) {
+      const stamps = write.charges.map((charge) => charge.stamp);
+      const meta = sessionKeys(this.prefix, key.projectKey, key.sessionId).meta;
+      const seen = this.usage.get(meta);
+      // Our next append to the session has them forgotten there.
+      if (seen) seen.applied = [...new Set([...seen.applied, ...stamps])];
+      // Without a state seen, the next fold starts from the same guess as with no entry at all.
+      else this.rememberUsage(meta, { token: '', state: null, applied: stamps });
+    }
+  }
+
+  /**
+   * Tells the store the usage state a registration just wrote, so this process's first append
+   * to the session folds onto it instead of finding out with a failed compare-and-set.
+   * @internal
+   */
+  noteUsage(projectKey: string, sessionId: string, token: string, state: UsageState): void {
+    const meta = sessionKeys(this.prefix, projectKey, sessionId).meta;
+    this.rememberUsage(meta, {
+      token,
+      state: JSON.stringify(state),
+      applied: this.usage.get(meta)?.applied ?? [],
+    });
+  }
+
+  private rememberUsage(meta: string, seen: UsageSeen): void {
+    this.usage.delete(meta);
+    if (this.usage.size >= MAX_CACHED_FOLDS) {
+      const oldest = this.usage.keys().next().value;
+      if (oldest !== undefined) this.usage.delete(oldest);
+    }
+    this.usage.set(meta, seen);
   }
 
   private remember(meta: string, fold: Fold): void {
@@ -266,28 +435,8 @@ export class RedisTranscriptStore implements TranscriptStore {
       );
       return;
     }
-    this.folds.delete(keys.meta);
-    // Two slots, so two steps. If this process dies between them the session stays listed with
-    // no transcript; deleting again (or appending again) repairs that.
-    const [existed, stamp] = (await this.guard(
-      'delete',
-      runScript(
-        this.client,
-        DELETE_SESSION,
-        [keys.meta, keys.main.list, keys.main.ids, keys.subkeys],
-        [DELETE_FENCE_MS],
-      ),
-    )) as [number, number];
-    const project = projectKeys(this.prefix, key.projectKey);
-    await this.guard(
-      'delete',
-      runScript(
-        this.client,
-        UNLIST_SESSION,
-        [project.sessions, project.summaries, project.gone(key.sessionId)],
-        [key.sessionId, stamp, DELETE_FENCE_MS, existed === 1 ? '1' : '0'],
-      ),
-    );
+    // The session's record goes with it (it lives in meta), and so does its registration.
+    await this.guard('delete', this.remover.remove(key.projectKey, key.sessionId, { mode: 'any' }));
   }
 
   async listSubkeys(ref: SessionRef): Promise<string[]> {
@@ -304,6 +453,30 @@ export class RedisTranscriptStore implements TranscriptStore {
   private guard<T>(operation: string, pending: Promise<T>): Promise<T> {
     return guardRedis(`Redis ${operation}()`, operation, pending);
   }
+}
+
+/** The flags the append script gives a batch when none of its uuids is stored yet. */
+function batchFlags(args: readonly string[]): string {
+  const seen = new Set<string>();
+  let flags = '';
+  for (let i = 0; i < args.length; i += 2) {
+    const uuid = args[i] as string;
+    if (uuid !== '' && seen.has(uuid)) {
+      flags += '0';
+    } else {
+      if (uuid !== '') seen.add(uuid);
+      flags += '1';
+    }
+  }
+  return flags;
+}
+
+function usageConflict(key: SessionKey): SessionHubError {
+  return new SessionHubError(
+    'CONFLICT',
+    `Session ${key.sessionId} changed under ${MAX_USAGE_ATTEMPTS} appends in a row while its usage was folded. Retry the append; it stores nothing twice.`,
+    { sessionId: key.sessionId },
+  );
 }
 
 /** Script arguments for a batch: uuid ('' when none) then JSON, per entry. Throws on bad JSON. */
