@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * Usage and cost of a session, folded from its transcript as entries are appended, so the figures
  * are right whichever process ran the turn: all it takes is the store. Pure: no I/O.
@@ -106,7 +108,7 @@ export interface UsageState {
   };
   /** The last cost-state's counter; the next one is measured against it. */
   counter: UsageCounter | null;
-  /** Fingerprints of the latest cost-states, to recognise a retried append. */
+  /** Digests of the latest cost-states, to recognise a retried append (cost-states carry no uuid). */
   recentCostStates: string[];
   /** Tokens of assistant messages since the last cost-state, by model. */
   pending: Record<string, TokenUsage>;
@@ -266,6 +268,10 @@ function readCostState(entry: Record<string, unknown>): CostState | undefined {
   };
 }
 
+/**
+ * A short digest of a cost-state's figures. Stored with every session's state, so it is kept
+ * small; two different cost-states of one session sharing a digest is a one in 10^21 chance.
+ */
 function fingerprint(counter: UsageCounter): string {
   const models = Object.keys(counter.byModel)
     .sort()
@@ -273,13 +279,20 @@ function fingerprint(counter: UsageCounter): string {
       const usage = counter.byModel[model] as ModelUsage;
       return `${model}:${tokenSum(usage)}:${usage.costUsd}`;
     });
-  return [
-    counter.startTime ?? '',
-    counter.costUsd,
-    counter.durationMs,
-    counter.apiDurationMs,
-    ...models,
-  ].join('|');
+  return digest(
+    [
+      counter.startTime ?? '',
+      counter.costUsd,
+      counter.durationMs,
+      counter.apiDurationMs,
+      ...models,
+    ].join('|'),
+  );
+}
+
+/** 72 bits of SHA-256, in base64url. */
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 12);
 }
 
 function isRestart(previous: UsageCounter, next: UsageCounter): boolean {
