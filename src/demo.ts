@@ -47,7 +47,9 @@ try {
 `);
   const created = await hub.create(user, { title: 'Demo: remember a word', tags: ['demo'] });
   console.log(`hub     registered session ${created.id} for ${user.owner} (tenant ${user.tenant})`);
-  console.log(`        it expires ${new Date(created.expiresAt ?? 0).toISOString()} if left idle until then`);
+  console.log(
+    `        it expires ${new Date(created.expiresAt ?? 0).toISOString()} if left idle until then`,
+  );
 
   await hub.admitTurn(user, created.id);
   const first = await turn('Hello! Please remember the word "lighthouse".', {

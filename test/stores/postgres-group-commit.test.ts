@@ -29,6 +29,8 @@ const part = (sessionId: string, id: string | null = null, line = '{}'): GroupPa
   version: '0',
   id,
   summary: '{}',
+  usage: null,
+  charge: null,
   rows: [{ uuid: null, line }],
 });
 

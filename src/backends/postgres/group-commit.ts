@@ -1,5 +1,5 @@
 import type { SessionRef } from '../../core/session-key.js';
-import type { BatchRow } from './statements.js';
+import type { BatchRow, UsageCharge } from './statements.js';
 
 /** One session's part of a group: a main-transcript append already folded by its caller. */
 export interface GroupPart {
@@ -10,6 +10,10 @@ export interface GroupPart {
   id: string | null;
   /** JSON text of the folded summary data. */
   summary: string;
+  /** JSON text of the folded usage state, folded from the same version; null = unchanged. */
+  usage: string | null;
+  /** What to add to the owner's day if the session is registered; null = nothing. */
+  charge: UsageCharge | null;
   rows: BatchRow[];
 }
 

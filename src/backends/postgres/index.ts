@@ -7,11 +7,12 @@ import { isSessionHubError, SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
 import { PostgresLeaseManager } from './lease-manager.js';
 import { migratePostgres } from './migrations.js';
+import { PostgresRegistry } from './registry.js';
 import { assertSchemaName } from './sql.js';
 import { PostgresTranscriptStore } from './transcript-store.js';
 
 export { migratePostgres, POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.js';
-export { PostgresLeaseManager, PostgresTranscriptStore };
+export { PostgresLeaseManager, PostgresRegistry, PostgresTranscriptStore };
 
 export interface PostgresBackendOptions {
   /** A node-postgres pool. sessionhub borrows it and leaves it open unless `ownsPool` is set. */
@@ -20,8 +21,13 @@ export interface PostgresBackendOptions {
   schema?: string;
   /** End the pool when the backend closes (and when opening fails). Default false. */
   ownsPool?: boolean;
-  /** Where lease expiry reads the time (never the server's clock). Default: the system clock. */
+  /**
+   * Where lease expiry and the day of usage charges read the time (never the server's clock).
+   * Default: the system clock.
+   */
   clock?: Clock;
+  /** Fold usage in main-transcript appends (default true); off only to measure its cost. */
+  foldUsage?: boolean;
 }
 
 /** How long an owned pool waits for a connection before giving up, instead of forever. */
@@ -48,7 +54,7 @@ function openFailure(error: unknown, where: string, schema: string): SessionHubE
 }
 
 async function open(options: PostgresBackendOptions, where: string): Promise<Backend> {
-  const { pool, schema = 'public', ownsPool = false, clock } = options ?? {};
+  const { pool, schema = 'public', ownsPool = false, clock, foldUsage } = options ?? {};
   if (typeof pool?.connect !== 'function' || typeof pool.query !== 'function') {
     throw new SessionHubError(
       'INVALID_OPTION',
@@ -63,16 +69,19 @@ async function open(options: PostgresBackendOptions, where: string): Promise<Bac
     if (ownsPool) await pool.end().catch(() => {});
     throw openFailure(error, where, String(schema));
   }
-  const store = new PostgresTranscriptStore({ pool, schema });
+  const store = new PostgresTranscriptStore({ pool, schema, clock, foldUsage });
+  const registry = new PostgresRegistry({ pool, schema, cache: store.rowCache });
   const leases = new PostgresLeaseManager({ pool, schema, clock });
   let closing: Promise<void> | undefined;
   return {
     kind: 'postgres',
     store,
+    registry,
     leases,
     close() {
       closing ??= (async () => {
         leases.close();
+        registry.close();
         await store.close();
         if (ownsPool) await pool.end();
       })();
@@ -92,7 +101,7 @@ export function createPostgresBackend(options: PostgresBackendOptions): Promise<
 /** Opens the backend a `postgres://` URL names: its own pool of `location.poolSize` connections. */
 export async function openPostgresBackend(
   location: Extract<BackendLocation, { kind: 'postgres' }>,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; foldUsage?: boolean } = {},
 ): Promise<Backend> {
   const { Pool } = await import('pg');
   const pool = new Pool({
@@ -105,7 +114,13 @@ export async function openPostgresBackend(
   // a new one or fails with its own error.
   pool.on('error', () => {});
   return open(
-    { pool, schema: location.schema, ownsPool: true, clock: options.clock },
+    {
+      pool,
+      schema: location.schema,
+      ownsPool: true,
+      clock: options.clock,
+      foldUsage: options.foldUsage,
+    },
     redactUrl(location.connectionString),
   );
 }

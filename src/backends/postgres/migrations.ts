@@ -11,7 +11,7 @@ export interface PostgresMigration {
 
 /**
  * The PostgreSQL schema as an ordered list of migrations. Never edit one that has shipped: append
- * a new one. The session registry will join the transcripts and leases here.
+ * a new one.
  */
 export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   {
@@ -87,6 +87,81 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         token      text,
         fence      bigint NOT NULL,
         expires_at bigint NOT NULL
+      ) WITH (fillfactor = 80);
+    `,
+  },
+  {
+    version: 3,
+    name: 'registry',
+    sql: (s) => `
+      -- The session registry: a registered session's record is its transcript row, so deleting
+      -- the transcript deletes the record and the usage fold is written by the append's own
+      -- statement. tenant NULL = no record (plain SDK use, or a transcript not registered yet);
+      -- the record columns are then NULL too, usage_state need not be. Times are epoch ms from the
+      -- callers, never the database clock. Appends change none of the indexed columns below, so
+      -- they stay HOT updates.
+      ALTER TABLE ${s}.transcript_sessions
+        -- The usage fold's state (JSON text), written by main-transcript appends together with
+        -- the summary; NULL = nothing folded yet. It may exist without a record: a transcript
+        -- registered later keeps it.
+        ADD COLUMN usage_state      text,
+        ADD COLUMN tenant           text COLLATE "C",
+        ADD COLUMN owner            text COLLATE "C",
+        ADD COLUMN title            text,
+        -- title.toLowerCase() as JavaScript computes it: titleContains then matches exactly as
+        -- the other backends do, which SQL lower() (locale-dependent) would not promise.
+        ADD COLUMN title_lower      text,
+        ADD COLUMN tags             text[],
+        -- JSON text, as written: jsonb would reorder keys and refuse U+0000.
+        ADD COLUMN metadata         text,
+        ADD COLUMN status           text COLLATE "C"
+          CONSTRAINT transcript_sessions_status
+          CHECK (status IN ('active', 'archived', 'expired', 'failed')),
+        ADD COLUMN created_at       bigint,
+        ADD COLUMN last_active_at   bigint,
+        ADD COLUMN expires_at       bigint,
+        ADD COLUMN expired_at       bigint,
+        ADD COLUMN purge_at         bigint,
+        ADD COLUMN extended_until   bigint,
+        ADD COLUMN fork_parent_id   text COLLATE "C",
+        ADD COLUMN fork_message_uuid text,
+        ADD COLUMN expiry_overrides text,
+        ADD COLUMN limit_overrides  text,
+        -- The record's compare-and-set version, apart from the appends' version, so record
+        -- updates and appends never invalidate each other.
+        ADD COLUMN record_version   bigint;
+
+      -- Listings: newest first per tenant, or per owner, with a keyset cursor.
+      CREATE INDEX transcript_sessions_tenant_created
+        ON ${s}.transcript_sessions (tenant, created_at DESC, session_id DESC)
+        WHERE tenant IS NOT NULL;
+      CREATE INDEX transcript_sessions_owner_created
+        ON ${s}.transcript_sessions (tenant, owner, created_at DESC, session_id DESC)
+        WHERE tenant IS NOT NULL;
+      -- The sweeper's two queues.
+      CREATE INDEX transcript_sessions_expiring
+        ON ${s}.transcript_sessions (expires_at)
+        WHERE status = 'active' AND tenant IS NOT NULL;
+      CREATE INDEX transcript_sessions_purging
+        ON ${s}.transcript_sessions (purge_at)
+        WHERE status = 'expired';
+      CREATE INDEX transcript_sessions_forks
+        ON ${s}.transcript_sessions (tenant, fork_parent_id)
+        WHERE fork_parent_id IS NOT NULL;
+
+      -- What each owner spent per UTC day. Apart from the sessions, so a purge never refunds.
+      -- Cost in nano-USD: the fold rounds costs to 1e-9, so sums of whole nanos are exact.
+      CREATE TABLE ${s}.usage_daily (
+        tenant                text COLLATE "C" NOT NULL,
+        owner                 text COLLATE "C" NOT NULL,
+        day                   text COLLATE "C" NOT NULL,
+        cost_nanos            bigint NOT NULL,
+        turns                 bigint NOT NULL,
+        input_tokens          bigint NOT NULL,
+        output_tokens         bigint NOT NULL,
+        cache_read_tokens     bigint NOT NULL,
+        cache_creation_tokens bigint NOT NULL,
+        CONSTRAINT usage_daily_pkey PRIMARY KEY (tenant, owner, day)
       ) WITH (fillfactor = 80);
     `,
   },

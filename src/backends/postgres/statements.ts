@@ -66,13 +66,149 @@ export function batchParameters(rows: BatchRow[]): unknown[] {
   return values;
 }
 
+/** A fold's delta as one day's usage row takes it: cost in whole nano-USD. */
+export interface UsageCharge {
+  day: string;
+  costNanos: number;
+  turns: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+}
+
+/** The usage parameters of appendMain(size, true): state, then the charge or nulls. */
+export function usageParameters(usage: string | null, charge: UsageCharge | null): unknown[] {
+  if (charge === null) return [usage, null, null, null, null, null, null, null];
+  return [
+    usage,
+    charge.day,
+    charge.costNanos,
+    charge.turns,
+    charge.inputTokens,
+    charge.outputTokens,
+    charge.cacheReadTokens,
+    charge.cacheCreationTokens,
+  ];
+}
+
 /** A session row as the main-transcript statements return it (bigints as decimal text). */
 export interface SessionStateRow {
   id: string;
   version: string;
   summary: string | null;
+  /** JSON text of the usage fold's state; null = nothing folded yet. */
+  usage_state: string | null;
   /** From mainState only: the batch's uuids already stored. */
   duplicates?: string[];
+}
+
+/** Adds an append's charge to the owner's day (the row being inserted is `excluded`). */
+const ADD_TO_DAY = `ON CONFLICT (tenant, owner, day) DO UPDATE SET
+          cost_nanos = d.cost_nanos + excluded.cost_nanos,
+          turns = d.turns + excluded.turns,
+          input_tokens = d.input_tokens + excluded.input_tokens,
+          output_tokens = d.output_tokens + excluded.output_tokens,
+          cache_read_tokens = d.cache_read_tokens + excluded.cache_read_tokens,
+          cache_creation_tokens = d.cache_creation_tokens + excluded.cache_creation_tokens`;
+
+/**
+ * The group statement (see TranscriptStatements.appendGroup). With usage it takes, beside $1-$10:
+ *   $11 each session's folded usage state, newline-separated ('' = unchanged);
+ *   $12 the day to charge (null: nothing), $13 cost in nanos, $14 turns, $15-$18 tokens.
+ * Charges are summed per (tenant, owner, day) first, because one INSERT … ON CONFLICT cannot
+ * touch a row twice, and written in key order, so two groups never wait on each other's days.
+ */
+function groupStatement(
+  sessions: string,
+  entries: string,
+  daily: string,
+  withUsage: boolean,
+): Statement {
+  const usageColumns = withUsage
+    ? `,
+          string_to_array($11::text, E'\\n'), $12::text[], $13::bigint[], $14::bigint[],
+          $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[]`
+    : '';
+  const usageNames = withUsage
+    ? ', usage, day, cost, turns, input, output, cache_read, cache_creation'
+    : '';
+  return prepared(`
+      WITH s AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+          string_to_array($6::text, E'\\n')${usageColumns})
+          WITH ORDINALITY AS s (project_key, session_id, version, id, n, summary${usageNames}, k)
+      ),
+      batch AS (
+        SELECT * FROM unnest($7::bigint[], $8::bigint[], $9::text[],
+          string_to_array($10::text, E'\\n')) AS b (k, ord, uuid, entry)
+      ),
+      duplicates AS (
+        SELECT DISTINCT b.k FROM batch b
+        JOIN s ON s.k = b.k
+        CROSS JOIN LATERAL (
+          SELECT e.uuid FROM ${entries} e
+          WHERE e.session_ref = s.id AND e.subpath = '' AND e.uuid = b.uuid
+          LIMIT 1
+        ) AS found
+      ),
+      updated AS (
+        UPDATE ${sessions} AS t SET
+          next_seq = t.next_seq + s.n,
+          version = DEFAULT,
+          mtime = GREATEST(${NOW_MS}, t.mtime + 1),
+          summary = s.summary${
+            withUsage
+              ? `,
+          usage_state = COALESCE(NULLIF(s.usage, ''), t.usage_state)`
+              : ''
+          }
+        FROM s
+        WHERE t.id = s.id AND t.version = s.version
+          AND NOT EXISTS (SELECT FROM duplicates d WHERE d.k = s.k)
+        RETURNING s.k, t.id, t.next_seq - s.n AS first_seq, t.version, t.tenant, t.owner
+      ),
+      inserted_sessions AS (
+        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary${withUsage ? ', usage_state' : ''})
+        SELECT s.project_key, s.session_id, s.n, ${NOW_MS}, s.summary${withUsage ? `, NULLIF(s.usage, '')` : ''} FROM s
+        WHERE s.version = 0 AND NOT EXISTS (SELECT FROM updated u WHERE u.k = s.k)
+        ORDER BY s.k
+        ON CONFLICT (project_key, session_id) DO NOTHING
+        RETURNING project_key, session_id, id, version, tenant, owner
+      ),
+      claimed AS (
+        SELECT * FROM updated
+        UNION ALL
+        SELECT s.k, i.id, 0::bigint AS first_seq, i.version, i.tenant, i.owner
+        FROM inserted_sessions i
+        JOIN s ON s.project_key = i.project_key AND s.session_id = i.session_id
+      ),
+      inserted AS (
+        -- No ON CONFLICT, as in appendMain: an unforeseen duplicate fails the statement, and the
+        -- caller then retries each session on its own.
+        INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
+        SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry
+        FROM claimed c JOIN batch b ON b.k = c.k
+      )${
+        withUsage
+          ? `,
+      charges AS (
+        SELECT c.tenant, c.owner, s.day, sum(s.cost)::bigint AS cost, sum(s.turns)::bigint AS turns,
+          sum(s.input)::bigint AS input, sum(s.output)::bigint AS output,
+          sum(s.cache_read)::bigint AS cache_read, sum(s.cache_creation)::bigint AS cache_creation
+        FROM claimed c JOIN s ON s.k = c.k
+        WHERE c.tenant IS NOT NULL AND s.day IS NOT NULL
+        GROUP BY c.tenant, c.owner, s.day
+      ),
+      charged AS (
+        INSERT INTO ${daily} AS d (tenant, owner, day, cost_nanos, turns, input_tokens,
+          output_tokens, cache_read_tokens, cache_creation_tokens)
+        SELECT * FROM charges ORDER BY tenant, owner, day
+        ${ADD_TO_DAY}
+      )`
+          : ''
+      }
+      SELECT k, id, version FROM claimed`);
 }
 
 /** Every statement the transcript store runs, for one schema. */
@@ -80,7 +216,9 @@ export class TranscriptStatements {
   /** Qualified table names, for the statements built lazily per batch shape. */
   readonly sessions: string;
   readonly entries: string;
-  private readonly mainBySlots = new Map<number, Statement>();
+  readonly daily: string;
+  /** appendMain() by entry slots, without and with usage. */
+  private readonly mainBySlots = [new Map<number, Statement>(), new Map<number, Statement>()];
   private readonly subpathBySlots = new Map<number, Statement>();
 
   readonly lockSession: Statement;
@@ -97,8 +235,10 @@ export class TranscriptStatements {
     const s = quoteIdentifier(schema);
     const sessions = `${s}.transcript_sessions`;
     const entries = `${s}.transcript_entries`;
+    const daily = `${s}.usage_daily`;
     this.sessions = sessions;
     this.entries = entries;
+    this.daily = daily;
 
     /** Takes the session's row lock until the transaction ends, creating the row if need be. */
     this.lockSession = prepared(`
@@ -110,7 +250,7 @@ export class TranscriptStatements {
      * of the batch's uuids ($3, a text[]) it already holds. No row: the session does not exist.
      */
     this.mainState = prepared(`
-      SELECT s.id, s.version, s.summary, ARRAY (
+      SELECT s.id, s.version, s.summary, s.usage_state, ARRAY (
         SELECT found.uuid FROM unnest($3::text[]) AS b (uuid)
         CROSS JOIN LATERAL (
           SELECT e.uuid FROM ${entries} e
@@ -153,58 +293,10 @@ export class TranscriptStatements {
       )
       SELECT subpath FROM subpaths WHERE subpath IS NOT NULL`);
 
-    this.appendGroup = prepared(`
-      WITH s AS (
-        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
-          string_to_array($6::text, E'\\n'))
-          WITH ORDINALITY AS s (project_key, session_id, version, id, n, summary, k)
-      ),
-      batch AS (
-        SELECT * FROM unnest($7::bigint[], $8::bigint[], $9::text[],
-          string_to_array($10::text, E'\\n')) AS b (k, ord, uuid, entry)
-      ),
-      duplicates AS (
-        SELECT DISTINCT b.k FROM batch b
-        JOIN s ON s.k = b.k
-        CROSS JOIN LATERAL (
-          SELECT e.uuid FROM ${entries} e
-          WHERE e.session_ref = s.id AND e.subpath = '' AND e.uuid = b.uuid
-          LIMIT 1
-        ) AS found
-      ),
-      updated AS (
-        UPDATE ${sessions} AS t SET
-          next_seq = t.next_seq + s.n,
-          version = DEFAULT,
-          mtime = GREATEST(${NOW_MS}, t.mtime + 1),
-          summary = s.summary
-        FROM s
-        WHERE t.id = s.id AND t.version = s.version
-          AND NOT EXISTS (SELECT FROM duplicates d WHERE d.k = s.k)
-        RETURNING s.k, t.id, t.next_seq - s.n AS first_seq, t.version
-      ),
-      inserted_sessions AS (
-        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary)
-        SELECT s.project_key, s.session_id, s.n, ${NOW_MS}, s.summary FROM s
-        WHERE s.version = 0 AND NOT EXISTS (SELECT FROM updated u WHERE u.k = s.k)
-        ORDER BY s.k
-        ON CONFLICT (project_key, session_id) DO NOTHING
-        RETURNING project_key, session_id, id, version
-      ),
-      claimed AS (
-        SELECT * FROM updated
-        UNION ALL
-        SELECT s.k, i.id, 0::bigint AS first_seq, i.version FROM inserted_sessions i
-        JOIN s ON s.project_key = i.project_key AND s.session_id = i.session_id
-      ),
-      inserted AS (
-        -- No ON CONFLICT, as in appendMain: an unforeseen duplicate fails the statement, and the
-        -- caller then retries each session on its own.
-        INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
-        SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry
-        FROM claimed c JOIN batch b ON b.k = c.k
-      )
-      SELECT k, id, version FROM claimed`);
+    this.appendGroup = [
+      groupStatement(sessions, entries, daily, false),
+      groupStatement(sessions, entries, daily, true),
+    ];
 
     this.lockForDelete = prepared(`
       SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2 FOR UPDATE`);
@@ -228,15 +320,21 @@ export class TranscriptStatements {
    * through only if the session row ($5) still has that version ($3, 0 for "no main transcript
    * yet", where a missing row is created) and none of the batch's uuids is stored. Otherwise it
    * writes nothing and returns no row: the caller then reads mainState and folds again.
+   * Usage is folded the same way, from the same version, and written in the same statement.
    *   $1 projectKey, $2 sessionId, $3 expected version, $4 summary data, $5 session row id or
-   *   null, $6… the batch
+   *   null, then without usage $6… the batch, with usage $6-$13 (below) and $14… the batch
    */
-  appendMain(size: number): Statement {
+  appendMain(size: number, withUsage: boolean): Statement {
     const slots = slotsFor(size);
-    const known = this.mainBySlots.get(slots);
+    const cache = this.mainBySlots[withUsage ? 1 : 0] as Map<number, Statement>;
+    const known = cache.get(slots);
     if (known) return known;
-    const { sessions, entries } = this;
-    const batch = batchSql(6, slots);
+    const { sessions, entries, daily } = this;
+    const batch = batchSql(withUsage ? 14 : 6, slots);
+    // With usage: $6 the folded state, $7 the day to charge (null: nothing to charge), $8 cost
+    // in nanos, $9 turns, $10-$13 tokens. Without, the statement is exactly what it was before
+    // usage existed, so appends that cannot move usage pay nothing for it.
+    const usageSet = withUsage ? ', usage_state = $6' : '';
     const statement = prepared(`
       WITH batch AS (${batch.rows}),
       duplicates AS (
@@ -257,16 +355,16 @@ export class TranscriptStatements {
           next_seq = t.next_seq + ${batch.count},
           version = DEFAULT,
           mtime = GREATEST(${NOW_MS}, t.mtime + 1),
-          summary = $4
+          summary = $4${usageSet}
         WHERE t.id = $5::bigint AND t.version = $3::bigint AND NOT EXISTS (SELECT FROM duplicates)
-        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version
+        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version, t.tenant, t.owner
       ),
       created AS (
-        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary)
-        SELECT $1, $2, ${batch.count}, ${NOW_MS}, $4
+        INSERT INTO ${sessions} (project_key, session_id, next_seq, mtime, summary${withUsage ? ', usage_state' : ''})
+        SELECT $1, $2, ${batch.count}, ${NOW_MS}, $4${withUsage ? ', $6' : ''}
         WHERE $3::bigint = 0 AND NOT EXISTS (SELECT FROM updated)
         ON CONFLICT (project_key, session_id) DO NOTHING
-        RETURNING id, 0::bigint AS first_seq, version
+        RETURNING id, 0::bigint AS first_seq, version, tenant, owner
       ),
       claimed AS (
         SELECT * FROM updated UNION ALL SELECT * FROM created
@@ -276,9 +374,23 @@ export class TranscriptStatements {
         -- foresee, and failing the whole statement is what keeps the summary true.
         INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
         SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry FROM claimed c CROSS JOIN batch b
-      )
+      )${
+        withUsage
+          ? `,
+      charged AS (
+        -- A registered session's owner is charged in the same statement, so entries and charge
+        -- commit together. The owner is read from the row as written: never a stale copy.
+        INSERT INTO ${daily} AS d (tenant, owner, day, cost_nanos, turns, input_tokens,
+          output_tokens, cache_read_tokens, cache_creation_tokens)
+        SELECT c.tenant, c.owner, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::bigint,
+          $12::bigint, $13::bigint
+        FROM claimed c WHERE c.tenant IS NOT NULL AND $7::text IS NOT NULL
+        ${ADD_TO_DAY}
+      )`
+          : ''
+      }
       SELECT id, version FROM claimed`);
-    this.mainBySlots.set(slots, statement);
+    cache.set(slots, statement);
     return statement;
   }
 
@@ -296,8 +408,9 @@ export class TranscriptStatements {
    *   $10 the entries, newline-separated.
    * JSON text from JSON.stringify never holds a raw newline, so a newline is a safe separator, and
    * the entries travel without the escaping a text[] literal would add to every quote.
+   * The second statement also folds usage, see groupStatement().
    */
-  readonly appendGroup: Statement;
+  readonly appendGroup: readonly [Statement, Statement];
 
   /**
    * A subagent transcript append in one statement: no summary to keep, so the row lock only hands
@@ -318,14 +431,15 @@ export class TranscriptStatements {
         VALUES ($1, $2, ${batch.count}, 0)
         ON CONFLICT (project_key, session_id)
           DO UPDATE SET next_seq = t.next_seq + ${batch.count}
-        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version, t.summary
+        RETURNING t.id, t.next_seq - ${batch.count} AS first_seq, t.version, t.summary,
+          t.usage_state
       ),
       inserted AS (
         INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
         SELECT c.id, $3, c.first_seq + b.ord - 1, b.uuid, b.entry FROM claimed c CROSS JOIN batch b
         ON CONFLICT (session_ref, subpath, uuid) WHERE uuid IS NOT NULL DO NOTHING
       )
-      SELECT id, version, summary FROM claimed`);
+      SELECT id, version, summary, usage_state FROM claimed`);
     this.subpathBySlots.set(slots, statement);
     return statement;
   }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { type Clock, systemClock } from '../../core/clock.js';
+import { utcDay } from '../../core/daily-usage.js';
 import {
   assertEntries,
   entryUuid,
@@ -15,8 +17,10 @@ import {
   type SessionKey,
   type SessionRef,
 } from '../../core/session-key.js';
+import type { UsageDelta } from '../../core/usage.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
+import { foldAppended } from '../usage-fold.js';
 import { GroupCommit, type GroupOutcome, type GroupPart } from './group-commit.js';
 import { isUniqueViolation, type Queryable, withTransaction } from './sql.js';
 import {
@@ -24,6 +28,8 @@ import {
   batchParameters,
   type SessionStateRow,
   TranscriptStatements,
+  type UsageCharge,
+  usageParameters,
 } from './statements.js';
 
 /**
@@ -55,9 +61,65 @@ interface KnownSession {
   version: string;
   /** JSON text of the summary data at that version. */
   summary: string | null;
+  /** JSON text of the usage fold's state at that version; null = nothing folded. */
+  usage: string | null;
 }
 
-const UNKNOWN: KnownSession = { id: null, version: '0', summary: null };
+const UNKNOWN: KnownSession = { id: null, version: '0', summary: null, usage: null };
+
+/** A session row as a statement returned it, as this process remembers it. */
+function knownFrom(row: SessionStateRow): KnownSession {
+  return { id: row.id, version: row.version, summary: row.summary, usage: row.usage_state };
+}
+
+/** $11-$18 of the group statement with usage: one array element (or line) per part. */
+function groupUsageParameters(parts: GroupPart[]): unknown[] {
+  const usages: string[] = [];
+  const days: Array<string | null> = [];
+  const columns: Array<Array<number | null>> = [[], [], [], [], [], []];
+  for (const part of parts) {
+    usages.push(part.usage ?? '');
+    const charge = part.charge;
+    days.push(charge?.day ?? null);
+    const figures = charge
+      ? [
+          charge.costNanos,
+          charge.turns,
+          charge.inputTokens,
+          charge.outputTokens,
+          charge.cacheReadTokens,
+          charge.cacheCreationTokens,
+        ]
+      : [null, null, null, null, null, null];
+    figures.forEach((value, i) => {
+      (columns[i] as Array<number | null>).push(value);
+    });
+  }
+  return [usages.join('\n'), days, ...columns];
+}
+
+/** A fold's delta in the units of the daily usage table. */
+function chargeOf(delta: UsageDelta, day: string): UsageCharge {
+  return {
+    day,
+    costNanos: Math.round(delta.costUsd * 1e9),
+    turns: delta.turns,
+    inputTokens: delta.tokens.inputTokens,
+    outputTokens: delta.tokens.outputTokens,
+    cacheReadTokens: delta.tokens.cacheReadInputTokens,
+    cacheCreationTokens: delta.tokens.cacheCreationInputTokens,
+  };
+}
+
+/**
+ * What the registry tells the transcript store of the same backend about session rows it wrote,
+ * so the store's view of a session (version, summary, usage) is current or dropped. Only ever a
+ * shortcut: a stale view costs a failed version check and a read, never a wrong fold.
+ */
+export interface SessionRowCache {
+  remember(ref: SessionRef, row: SessionStateRow): void;
+  forget(ref: SessionRef): void;
+}
 
 interface PendingEntry extends BatchRow {
   entry: TranscriptEntry;
@@ -118,6 +180,11 @@ function sessionId(ref: SessionRef): string {
  * Main-transcript appends of different sessions share statements (group commit, see GroupCommit):
  * while one is in flight the next ones queue, and all that queued go out together, which spares
  * each its own round trip, statement execution and commit under concurrency.
+ *
+ * Usage is folded exactly like the summary: in JavaScript, from the state of the version this
+ * process last saw, written by the same statement under the same version check, together with
+ * the owner's daily usage when the session is registered. An append that cannot move usage
+ * sends the statement without any of that.
  */
 export class PostgresTranscriptStore implements TranscriptStore {
   private readonly pool: Pool;
@@ -127,7 +194,17 @@ export class PostgresTranscriptStore implements TranscriptStore {
   private readonly queues = new Map<string, Promise<void>>();
   private readonly optimisticAttempts: number;
   private readonly group: GroupCommit;
+  private readonly clock: Clock;
+  private readonly foldUsage: boolean;
   private closed = false;
+
+  /** For the registry of the same backend. */
+  readonly rowCache: SessionRowCache = {
+    remember: (ref, row) => this.remember(sessionId(ref), knownFrom(row)),
+    forget: (ref) => {
+      this.known.delete(sessionId(ref));
+    },
+  };
 
   /**
    * Expects a schema already migrated (see migratePostgres). `optimisticAttempts` is how many
@@ -140,8 +217,14 @@ export class PostgresTranscriptStore implements TranscriptStore {
     optimisticAttempts?: number;
     /** Group statements in flight at once, each on its own pooled connection. Default 2. */
     groupsInFlight?: number;
+    /** Where the day of a usage charge comes from. Default: the system clock. */
+    clock?: Clock;
+    /** Fold usage in main-transcript appends. Default true; off only to measure its cost. */
+    foldUsage?: boolean;
   }) {
     this.pool = options.pool;
+    this.clock = options.clock ?? systemClock;
+    this.foldUsage = options.foldUsage ?? true;
     this.sql = new TranscriptStatements(options.schema);
     this.optimisticAttempts = options.optimisticAttempts ?? OPTIMISTIC_ATTEMPTS;
     this.group = new GroupCommit({
@@ -182,7 +265,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
       values: [ref.projectKey, ref.sessionId, subpath, ...batchParameters(pending)],
     });
     const row = rows[0];
-    if (row) this.remember(sessionId(ref), row);
+    if (row) this.remember(sessionId(ref), knownFrom(row));
   }
 
   private async appendMain(ref: SessionRef, batch: PendingEntry[]): Promise<void> {
@@ -260,21 +343,55 @@ export class PostgresTranscriptStore implements TranscriptStore {
       0,
     );
     const summary = JSON.stringify(folded.data);
-    const part: GroupPart = { ref, version: known.version, id: known.id, summary, rows: pending };
+    const { usage, charge } = this.fold(known, pending);
+    const part: GroupPart = {
+      ref,
+      version: known.version,
+      id: known.id,
+      summary,
+      usage,
+      charge,
+      rows: pending,
+    };
     const written = await (db === null ? this.group.submit(part) : this.writeOne(db, part));
-    return written && { id: written.id, version: written.version, summary };
+    return (
+      written && { id: written.id, version: written.version, summary, usage: usage ?? known.usage }
+    );
+  }
+
+  /**
+   * The usage fold of an append: the new state when it changed (null: write nothing) and the
+   * charge for the owner's day when the fold moved a figure the day holds.
+   */
+  private fold(
+    known: KnownSession,
+    pending: PendingEntry[],
+  ): { usage: string | null; charge: UsageCharge | null } {
+    if (!this.foldUsage) return { usage: null, charge: null };
+    // The stored text is parsed into a state of the fold's own, which it may change in place.
+    const folded = foldAppended(
+      known.usage,
+      pending.map((p) => p.entry),
+    );
+    if (!folded) return { usage: null, charge: null };
+    const usage = JSON.stringify(folded.state);
+    const charge = folded.chargeable ? chargeOf(folded.delta, utcDay(this.clock.now())) : null;
+    // A charge always comes with a changed state; an unchanged one is not written again.
+    return { usage: charge === null && usage === known.usage ? null : usage, charge };
   }
 
   /** One session's append in its own statement. */
   private async writeOne(db: Queryable, part: GroupPart): Promise<GroupOutcome> {
+    const withUsage = part.usage !== null;
     const { rows } = await db.query<SessionStateRow>({
-      ...this.sql.appendMain(part.rows.length),
+      ...this.sql.appendMain(part.rows.length, withUsage),
       values: [
         part.ref.projectKey,
         part.ref.sessionId,
         part.version,
         part.summary,
         part.id,
+        ...(withUsage ? usageParameters(part.usage, part.charge) : []),
         ...batchParameters(part.rows),
       ],
     });
@@ -308,20 +425,24 @@ export class PostgresTranscriptStore implements TranscriptStore {
         lines.push(row.line);
       });
     });
+    const values: unknown[] = [
+      projectKeys,
+      sessionIds,
+      versions,
+      ids,
+      counts,
+      summaries.join('\n'),
+      sessionOf,
+      places,
+      uuids,
+      lines.join('\n'),
+    ];
+    // The statement without usage when no part moved it, as appendMain does.
+    const withUsage = parts.some((part) => part.usage !== null);
+    if (withUsage) values.push(...groupUsageParameters(parts));
     const { rows } = await this.pool.query<{ k: string; id: string; version: string }>({
-      ...this.sql.appendGroup,
-      values: [
-        projectKeys,
-        sessionIds,
-        versions,
-        ids,
-        counts,
-        summaries.join('\n'),
-        sessionOf,
-        places,
-        uuids,
-        lines.join('\n'),
-      ],
+      ...this.sql.appendGroup[withUsage ? 1 : 0],
+      values,
     });
     const outcomes = new Array<GroupOutcome>(parts.length).fill(undefined);
     for (const row of rows) outcomes[Number(row.k) - 1] = { id: row.id, version: row.version };
@@ -343,7 +464,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
     if (!row) return { known: UNKNOWN, pending };
     const duplicates = new Set(row.duplicates);
     return {
-      known: { id: row.id, version: row.version, summary: row.summary },
+      known: knownFrom(row),
       pending: pending.filter((p) => p.uuid === null || !duplicates.has(p.uuid)),
     };
   }
@@ -461,7 +582,12 @@ export class PostgresTranscriptStore implements TranscriptStore {
   private remember(id: string, known: KnownSession): void {
     // Re-inserting moves the session to the back, so the oldest-touched is forgotten first.
     this.known.delete(id);
-    this.known.set(id, { id: known.id, version: known.version, summary: known.summary });
+    this.known.set(id, {
+      id: known.id,
+      version: known.version,
+      summary: known.summary,
+      usage: known.usage,
+    });
     if (this.known.size > KNOWN_SESSIONS) {
       const oldest = this.known.keys().next().value;
       if (oldest !== undefined) this.known.delete(oldest);

@@ -152,9 +152,7 @@ export class SqliteTranscriptStore implements TranscriptStore {
                 data: JSON.parse(session.summary),
               };
         const summary = foldSummary(previous, key, inserted, mtime);
-        const usage = withUsage
-          ? foldAppended(session.usage_state ?? null, inserted)
-          : null;
+        const usage = withUsage ? foldAppended(session.usage_state ?? null, inserted) : null;
         if (!usage) {
           this.statements.updateSummary.run(mtime, JSON.stringify(summary.data), session.id);
           return;
