@@ -28,6 +28,8 @@ import {
 } from '../../src/core/session-record.js';
 import { emptyUsageState } from '../../src/core/usage.js';
 import { syntheticTurn } from '../../src/testing/transcripts.js';
+import { seededRandom } from '../helpers/random.js';
+import { sessionBuilder } from '../helpers/registry.js';
 
 const START = Date.UTC(2026, 0, 1, 12);
 const HOUR = 3_600_000;
@@ -52,27 +54,10 @@ async function openFile(clock: ManualClock, options: { foldUsage?: boolean } = {
   return backend;
 }
 
-function session(id: string, fields: Partial<NewSession> = {}): NewSession {
-  return {
-    id,
-    tenant: 'acme',
-    owner: 'alice',
-    title: null,
-    tags: [],
-    metadata: {},
-    status: 'active',
-    createdAt: START,
-    lastActiveAt: START,
-    expiresAt: START + DAY,
-    expiredAt: null,
-    purgeAt: null,
-    extendedUntil: null,
-    forkedFrom: null,
-    expiry: {},
-    limits: {},
-    ...fields,
-  };
-}
+const build = sessionBuilder(START);
+/** Sessions here are due a day after START unless a test says otherwise. */
+const session = (id: string, fields: Partial<NewSession> = {}) =>
+  build(id, { expiresAt: START + DAY, ...fields });
 
 function key(id: string, tenant = 'acme') {
   return { projectKey: tenantProjectKey(tenant), sessionId: id };
@@ -533,21 +518,8 @@ describe('file registry: several backends of this process on one folder', () => 
 });
 
 describe('file registry: listings agree with the memory registry', () => {
-  /** A small deterministic PRNG, so a failure can be replayed. */
-  function random(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   test('every page of random queries on random data, plus counts and forks', async () => {
-    const next = random(20260101);
-    const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
+    const { next, pick } = seededRandom(20260101);
     const clock = new ManualClock(START);
     const [memory, file] = await twins(clock);
     const tenants = ['acme', 'globex'];

@@ -26,6 +26,8 @@ import type { TranscriptEntry } from '../../src/core/entries.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../src/core/session-record.js';
 import { emptyUsageState, foldUsage, type UsageState } from '../../src/core/usage.js';
+import { seededRandom } from '../helpers/random.js';
+import { sessionBuilder } from '../helpers/registry.js';
 import { POSTGRES_URL, requireService, uniqueName } from '../helpers/services.js';
 
 // Off CI a missing PostgreSQL skips with instructions; under CI=true requireService throws.
@@ -100,27 +102,7 @@ afterAll(async () => {
   for (const pool of pools) await pool.end();
 });
 
-function session(id: string, fields: Partial<NewSession> = {}): NewSession {
-  return {
-    id,
-    tenant: 'acme',
-    owner: 'alice',
-    title: null,
-    tags: [],
-    metadata: {},
-    status: 'active',
-    createdAt: T0,
-    lastActiveAt: T0,
-    expiresAt: null,
-    expiredAt: null,
-    purgeAt: null,
-    extendedUntil: null,
-    forkedFrom: null,
-    expiry: {},
-    limits: {},
-    ...fields,
-  };
-}
+const session = sessionBuilder(T0);
 
 const keyOf = (id: string, tenant = 'acme') => ({
   projectKey: tenantProjectKey(tenant),
@@ -780,21 +762,6 @@ describe.skipIf(!ok)('postgres registry', () => {
   });
 
   describe('agrees with the memory registry', () => {
-    /** A small seeded generator, so a failure can be replayed. */
-    function random(seed: number) {
-      let state = seed >>> 0;
-      const next = () => {
-        state = (state + 0x6d2b79f5) >>> 0;
-        let t = state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
-      const int = (n: number) => Math.floor(next() * n);
-      const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
-      return { next, int, pick, chance: (p: number) => next() < p };
-    }
-
     const TITLES = [
       null,
       'Quarterly report',
@@ -825,7 +792,7 @@ describe.skipIf(!ok)('postgres registry', () => {
 
     test('pages, counts, forks and daily usage match for random data and queries', async () => {
       const seed = 20260301;
-      const rnd = random(seed);
+      const rnd = seededRandom(seed);
       const clock = new ManualClock(T0);
       const { backend: pgBackend } = await fresh({ clock });
       const memory = createMemoryBackend({ clock });

@@ -37,6 +37,7 @@ import {
 import { emptyUsageState, foldUsage, usageTotals } from '../../src/core/usage.js';
 import { syntheticTurn } from '../../src/testing/transcripts.js';
 import { freshRedisUrl, redisAvailable } from '../helpers/backends.js';
+import { seededRandom } from '../helpers/random.js';
 import { REDIS_URL, uniqueName } from '../helpers/services.js';
 
 const START = Date.UTC(2026, 2, 1, 12);
@@ -223,25 +224,6 @@ async function keysOf(redis: Redis, command: string[]): Promise<string[]> {
     if (/no key arguments/i.test(String(error))) return [];
     throw error;
   }
-}
-
-// ---- a small seeded random source, so a failing property run can be replayed ----
-
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T,
-    chance: (p: number) => next() < p,
-  };
 }
 
 describe.skipIf(!redisAvailable)('redis registry', () => {
@@ -721,7 +703,7 @@ describe.skipIf(!redisAvailable)('redis registry', () => {
     const redisBackend = await open();
     const memoryClock = new ManualClock(START);
     const memory = createMemoryBackend({ clock: memoryClock });
-    const rng = random(20260301);
+    const rng = seededRandom(20260301);
     const owners = ['alice', 'bob', 'carol', 'd{a}ve'];
     const tags = ['red', 'green', 'blue'];
     const titles = [null, 'Refund request', 'login TROUBLE', 'refunded', '100% done', 'a_b'];

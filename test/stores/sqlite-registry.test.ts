@@ -25,6 +25,8 @@ import type { TranscriptEntry } from '../../src/core/entries.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../src/core/session-record.js';
 import { emptyUsageState, usageTotals } from '../../src/core/usage.js';
+import { seededRandom } from '../helpers/random.js';
+import { sessionBuilder } from '../helpers/registry.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const MODEL = 'claude-sonnet-4-5';
@@ -52,27 +54,7 @@ async function open(clock = new ManualClock(T0)): Promise<Backend> {
   return backend;
 }
 
-function session(id: string, overrides: Partial<NewSession> = {}): NewSession {
-  return {
-    id,
-    tenant: 'acme',
-    owner: 'alice',
-    title: null,
-    tags: [],
-    metadata: {},
-    status: 'active',
-    createdAt: T0,
-    lastActiveAt: T0,
-    expiresAt: null,
-    expiredAt: null,
-    purgeAt: null,
-    extendedUntil: null,
-    forkedFrom: null,
-    expiry: {},
-    limits: {},
-    ...overrides,
-  };
-}
+const session = sessionBuilder(T0);
 
 /** One turn as the SDK writes it: a prompt, an assistant reply and the cumulative cost-state. */
 function turn(sessionId: string, n: number): TranscriptEntry[] {
@@ -511,22 +493,6 @@ describe('sqlite registry: several processes on one file', () => {
   }, 60_000);
 });
 
-/** A small seeded generator, so a failure can be replayed. */
-function random(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(items: readonly T[]): T => items[int(items.length)] as T;
-  const some = <T>(items: readonly T[]): T[] => items.filter(() => next() < 0.4);
-  return { next, int, pick, some };
-}
-
 const STATUSES: SessionStatus[] = ['active', 'archived', 'expired', 'failed'];
 const TITLES = [
   null,
@@ -544,7 +510,7 @@ describe('sqlite registry: agrees with the memory registry', () => {
   test.each([1, 2, 3])(
     'random data, seed %i: pages, counts, forks, sweeps',
     async (seed) => {
-      const rnd = random(seed);
+      const rnd = seededRandom(seed);
       const clock = new ManualClock(T0);
       const sqlite = await open(clock);
       const memory = createMemoryBackend({ clock });
