@@ -14,7 +14,6 @@ import {
   POSTGRES_MIGRATIONS,
 } from '../../src/backends/postgres/index.js';
 import {
-  type NewSession,
   type SessionPatch,
   type StoredSession,
   tenantProjectKey,

@@ -14,7 +14,6 @@ import type { Backend } from '../../src/backends/backend.js';
 import { createMemoryBackend } from '../../src/backends/memory/index.js';
 import { openBackend } from '../../src/backends/open.js';
 import {
-  type NewSession,
   type SessionPatch,
   tenantProjectKey,
 } from '../../src/backends/registry.js';
