@@ -20,6 +20,9 @@ export interface RegistryFigures {
   appendNoFoldP50: number;
   appendFoldCallsPerSecond: number;
   appendNoFoldCallsPerSecond: number;
+  /** The same replay with one append in flight: what one SDK process's appends see. */
+  appendFoldSerialP50: number;
+  appendNoFoldSerialP50: number;
   getP50: number;
   ownerPageP50: number;
   ownerDeepPageP50: number;
@@ -105,7 +108,7 @@ async function appendFigures(
   if (typeof opened === 'string') throw new Error(opened);
   try {
     const projectKey = tenantProjectKey(TENANT);
-    const replay = async (count: number) => {
+    const replay = async (count: number, inFlight = concurrency) => {
       const batches: Batch[][] = [];
       for (let i = 0; i < count; i++) {
         const id = randomUUID();
@@ -114,10 +117,12 @@ async function appendFigures(
         );
         batches.push(readdress(tenTurns, projectKey, id));
       }
-      return replayAppends(opened.backend.store, batches, concurrency);
+      return replayAppends(opened.backend.store, batches, inFlight);
     };
     await replay(concurrency);
-    return await replay(sessions);
+    const loaded = await replay(sessions);
+    const serial = await replay(32, 1);
+    return { ...loaded, serialP50: serial.p50 };
   } finally {
     await opened.close();
   }
@@ -161,8 +166,8 @@ export async function benchRegistry(
       options.concurrency,
       true,
     );
-    off.push([a.p50, a.callsPerSecond]);
-    on.push([b.p50, b.callsPerSecond]);
+    off.push([a.p50, a.callsPerSecond, a.serialP50]);
+    on.push([b.p50, b.callsPerSecond, b.serialP50]);
   }
   const best = (runs: number[][], i: number, pick: (a: number, b: number) => number) =>
     runs.map((r) => r[i] as number).reduce(pick);
@@ -260,6 +265,8 @@ export async function benchRegistry(
       appendFoldP50: best(on, 0, (a, b) => Math.min(a, b)),
       appendNoFoldCallsPerSecond: best(off, 1, (a, b) => Math.max(a, b)),
       appendFoldCallsPerSecond: best(on, 1, (a, b) => Math.max(a, b)),
+      appendNoFoldSerialP50: best(off, 2, (a, b) => Math.min(a, b)),
+      appendFoldSerialP50: best(on, 2, (a, b) => Math.min(a, b)),
       getP50,
       ownerPageP50,
       ownerDeepPageP50,

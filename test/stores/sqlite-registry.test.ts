@@ -13,10 +13,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Backend } from '../../src/backends/backend.js';
 import { createMemoryBackend } from '../../src/backends/memory/index.js';
 import { openBackend } from '../../src/backends/open.js';
-import {
-  type SessionPatch,
-  tenantProjectKey,
-} from '../../src/backends/registry.js';
+import { type SessionPatch, tenantProjectKey } from '../../src/backends/registry.js';
 import { createSqliteBackend, SQLITE_MIGRATIONS } from '../../src/backends/sqlite/index.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { utcDay } from '../../src/core/daily-usage.js';
