@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SessionStoreEntry } from '@anthropic-ai/claude-agent-sdk';
 import { emptyUsageState } from '../src/core/usage.js';
+import { Sweeper } from '../src/hub/sweeper.js';
 import { type Backend, ManualClock, type NewSession, tenantProjectKey } from '../src/index.js';
 import { type BackendName, openBenchBackend } from './backends.js';
 import { summarize, timed } from './stats.js';
@@ -30,7 +31,6 @@ export interface RegistryFigures {
   filteredPageP50: number;
   expirePerSecond: number;
   purgePerSecond: number;
-  sweepPerSecond: number;
   naiveSweepPerSecond: number;
   naiveSweepSessions: number;
 }
@@ -53,7 +53,8 @@ function record(id: string, owner: string, createdAt: number, expiresAt: number)
     lastActiveAt: createdAt,
     expiresAt,
     expiredAt: null,
-    purgeAt: expiresAt,
+    // An hour of retention: a sweep within it expires the session, one after it purges it.
+    purgeAt: expiresAt + HOUR,
     extendedUntil: null,
     forkedFrom: null,
     expiry: {},
@@ -237,26 +238,22 @@ export async function benchRegistry(
       backend.registry.list({ tenant: TENANT, owner }, { limit: 50, tag: 'flagged' }, now),
     );
 
-    clock.set(START + 2 * HOUR);
-    const sweepNow = clock.now();
-    let expired = 0;
-    const expire = await timed(async () => {
-      for (;;) {
-        const n = await backend.registry.expireDue(sweepNow, 1000);
-        expired += n;
-        if (n < 1000) break;
-      }
+    // The hub's own sweeper, without its lease: first within the retention (it expires every
+    // session), then past it (it purges every session, transcripts included).
+    const sweeper = new Sweeper({
+      registry: backend.registry,
+      leases: backend.leases,
+      clock,
+      holder: 'bench',
     });
-    let purged = 0;
-    const purge = await timed(async () => {
-      for (;;) {
-        const n = await backend.registry.purgeDue(sweepNow, 1000);
-        purged += n;
-        if (n < 1000) break;
-      }
-    });
+    clock.set(START + HOUR + HOUR / 2);
+    const expire = await timed(() => sweeper.sweep({ exclusive: false }));
+    clock.set(START + 3 * HOUR);
+    const purge = await timed(() => sweeper.sweep({ exclusive: false }));
+    const expired = expire.value.expired;
+    const purged = purge.value.purged;
     if (expired !== options.sessions || purged !== options.sessions) {
-      throw new Error(`sweep expired ${expired} and purged ${purged} of ${options.sessions}`);
+      throw new Error(`sweeps expired ${expired} and purged ${purged} of ${options.sessions}`);
     }
     return {
       target: name,
@@ -274,7 +271,6 @@ export async function benchRegistry(
       filteredPageP50,
       expirePerSecond: expired / (expire.ms / 1000),
       purgePerSecond: purged / (purge.ms / 1000),
-      sweepPerSecond: options.sessions / ((expire.ms + purge.ms) / 1000),
       naiveSweepPerSecond: options.naiveSessions / (naive.ms / 1000),
       naiveSweepSessions: options.naiveSessions,
     };

@@ -135,7 +135,7 @@ if (suites.includes('registry')) {
     console.log('done');
   }
   console.log(
-    `\nRegistry — append p50 with usage folding vs. without (same replay, at ${values.concurrency} in flight and at 1); list page of 50 for one owner (first page, and page 10 by cursor), for the whole tenant, and with a tag filter, vs. a point read (get); sweep of every session (expire, then purge with transcripts) vs. a naive per-session sweep. Times in ms, rates in sessions/s.\n`,
+    `\nRegistry — append p50 with usage folding vs. without (same replay, at ${values.concurrency} in flight and at 1); list page of 50 for one owner (first page, and page 10 by cursor), for the whole tenant, and with a tag filter, vs. a point read (get); the hub's sweeper expiring every session, then purging every session with its transcript, vs. a naive per-session sweep. Times in ms, rates in sessions/s.\n`,
   );
   printTable(
     [
@@ -154,7 +154,6 @@ if (suites.includes('registry')) {
       'tag filter',
       'expire/s',
       'purge/s',
-      'sweep/s',
       'naive/s',
     ],
     registryResults.map((r) => [
@@ -173,7 +172,6 @@ if (suites.includes('registry')) {
       fmt(r.filteredPageP50, 2),
       r.expirePerSecond.toFixed(0),
       r.purgePerSecond.toFixed(0),
-      r.sweepPerSecond.toFixed(0),
       r.naiveSweepPerSecond.toFixed(0),
     ]),
   );

@@ -71,7 +71,7 @@ export interface StatusCounts {
   byStatus: Record<SessionStatus, number>;
   /** Past their deadline, not yet marked expired by a sweep. */
   dueToExpire: number;
-  /** Expired and past their retention, not yet purged. */
+  /** Past their deadline and their retention (expired or not yet marked), not yet purged. */
   dueToPurge: number;
 }
 
@@ -117,7 +117,12 @@ export interface SessionRegistry {
    * session is counted by exactly one.
    */
   expireDue(now: number, limit: number): Promise<number>;
-  /** Removes up to `limit` expired sessions whose purgeAt is at or before `now`, as remove() does. */
+  /**
+   * Removes, as remove() does, up to `limit` sessions whose purgeAt is at or before `now` and
+   * that are expired, or active and long past their deadline (purgeAt is the deadline plus the
+   * retention): a session due for both is deleted at once, never updated first. Returns how many
+   * this call removed.
+   */
   purgeDue(now: number, limit: number): Promise<number>;
 }
 

@@ -86,17 +86,23 @@ export class Sweeper {
     try {
       // Each batch is its own atomic step; the lease is renewed between them so that a long sweep
       // keeps it, and a sweeper that lost it (it stalled past the TTL) stops instead of overlapping.
-      for (let batch = 0; batch < maxBatches; batch++) {
-        const expired = await registry.expireDue(now, batchSize);
-        result.expired += expired;
-        if (expired < batchSize) break;
-        if (lease) lease = await leases.renew(lease);
-      }
-      for (let batch = 0; batch < maxBatches; batch++) {
-        const purged = await registry.purgeDue(now, batchSize);
-        result.purged += purged;
-        if (purged < batchSize) break;
-        if (lease) lease = await leases.renew(lease);
+      // Purging first deletes the sessions already past their retention without updating them
+      // first; expiring then marks the rest, and a last purge takes those whose retention is
+      // already over too (on backends that only purge what is marked expired).
+      const batches = async (step: (now: number, limit: number) => Promise<number>) => {
+        let done = 0;
+        for (let batch = 0; batch < maxBatches; batch++) {
+          const count = await step(now, batchSize);
+          done += count;
+          if (count < batchSize) break;
+          if (lease) lease = await leases.renew(lease);
+        }
+        return done;
+      };
+      result.purged += await batches((at, limit) => registry.purgeDue(at, limit));
+      result.expired += await batches((at, limit) => registry.expireDue(at, limit));
+      if (result.expired > 0) {
+        result.purged += await batches((at, limit) => registry.purgeDue(at, limit));
       }
     } finally {
       if (lease) await leases.release(lease).catch(() => false);

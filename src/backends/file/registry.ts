@@ -281,7 +281,11 @@ function isDueToExpire(record: StoredRecord, now: number): boolean {
 }
 
 function isDueToPurge(record: StoredRecord, now: number): boolean {
-  return record.status === 'expired' && record.purgeAt !== null && record.purgeAt <= now;
+  return (
+    (record.status === 'expired' || record.status === 'active') &&
+    record.purgeAt !== null &&
+    record.purgeAt <= now
+  );
 }
 
 /** A patch without keys set to undefined, which JSON would drop and a reopen would not see. */

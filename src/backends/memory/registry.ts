@@ -133,7 +133,7 @@ export class MemoryRegistry implements SessionRegistry {
       const status = effectiveStatus(r, now);
       counts.byStatus[status]++;
       if (status === 'expired' && r.status === 'active') counts.dueToExpire++;
-      if (r.status === 'expired' && r.purgeAt !== null && r.purgeAt <= now) counts.dueToPurge++;
+      if (isDueToPurge(r, now)) counts.dueToPurge++;
     }
     return counts;
   }
@@ -155,9 +155,7 @@ export class MemoryRegistry implements SessionRegistry {
     for (const { record } of this.all()) {
       if (due.length >= limit) break;
       const r = record as StoredSession;
-      if (r.status === 'expired' && r.purgeAt !== null && r.purgeAt <= now) {
-        due.push({ tenant: r.tenant, id: r.id });
-      }
+      if (isDueToPurge(r, now)) due.push({ tenant: r.tenant, id: r.id });
     }
     for (const { tenant, id } of due) await this.remove(tenant, id);
     return due.length;
@@ -168,4 +166,11 @@ export class MemoryRegistry implements SessionRegistry {
 function view(session: MemorySession): StoredSession {
   const record = session.record as Omit<StoredSession, 'usage'>;
   return structuredClone({ ...record, usage: session.usage ?? emptyUsageState() });
+}
+
+/** Expired, or active past its deadline, and past its retention as well. */
+function isDueToPurge(r: StoredSession, now: number): boolean {
+  return (
+    (r.status === 'expired' || r.status === 'active') && r.purgeAt !== null && r.purgeAt <= now
+  );
 }

@@ -144,7 +144,7 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         WHERE status = 'active' AND tenant IS NOT NULL;
       CREATE INDEX transcript_sessions_purging
         ON ${s}.transcript_sessions (purge_at)
-        WHERE status = 'expired';
+        WHERE status IN ('active', 'expired');
       CREATE INDEX transcript_sessions_forks
         ON ${s}.transcript_sessions (tenant, fork_parent_id)
         WHERE fork_parent_id IS NOT NULL;

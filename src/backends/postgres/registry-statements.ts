@@ -257,7 +257,7 @@ export class RegistryStatements {
           AS expired,
         count(*) FILTER (WHERE status = 'failed') AS failed,
         count(*) FILTER (WHERE status = 'active' AND expires_at <= $2) AS due_to_expire,
-        count(*) FILTER (WHERE status = 'expired' AND purge_at <= $2) AS due_to_purge
+        count(*) FILTER (WHERE status IN ('active', 'expired') AND purge_at <= $2) AS due_to_purge
       FROM ${sessions}
       WHERE tenant = $1${ofOwner ? ' AND owner = $3' : ''}`);
     this.countByStatus = countByStatus(false);
@@ -287,7 +287,7 @@ export class RegistryStatements {
     // sessions, and no writer can add one until the commit.
     this.lockDueForPurge = prepared(`
       SELECT id FROM ${sessions}
-      WHERE status = 'expired' AND purge_at <= $1
+      WHERE status IN ('active', 'expired') AND purge_at <= $1
       ORDER BY purge_at
       LIMIT $2
       FOR UPDATE SKIP LOCKED`);

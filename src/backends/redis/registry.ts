@@ -355,7 +355,11 @@ export class RedisRegistry implements SessionRegistry {
           const effective = effectiveStatus({ status: stored, expiresAt }, now);
           counts.byStatus[effective]++;
           if (effective === 'expired' && stored === 'active') counts.dueToExpire++;
-          if (stored === 'expired' && purgeAt !== null && purgeAt <= now) counts.dueToPurge++;
+          // Past the retention counts as due whether or not a sweep marked the session expired yet
+          // (a sweep marks it, then purges it, in the same pass).
+          if ((stored === 'expired' || stored === 'active') && purgeAt !== null && purgeAt <= now) {
+            counts.dueToPurge++;
+          }
         }
       }),
     );

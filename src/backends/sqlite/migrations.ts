@@ -99,7 +99,7 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX transcript_sessions_due_to_expire
         ON transcript_sessions (expires_at) WHERE status = 'active';
       CREATE INDEX transcript_sessions_due_to_purge
-        ON transcript_sessions (purge_at) WHERE status = 'expired';
+        ON transcript_sessions (purge_at) WHERE purge_at IS NOT NULL;
       -- Ordered too, so the planner prefers it to walking the tenant's listing index.
       CREATE INDEX transcript_sessions_forks
         ON transcript_sessions (tenant, fork_parent_id, created_at DESC, session_id DESC)

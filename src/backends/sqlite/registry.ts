@@ -59,7 +59,7 @@ const COUNTS = `
     AS expired,
   COUNT(*) FILTER (WHERE status = 'failed') AS failed,
   COUNT(*) FILTER (WHERE status = 'active' AND expires_at <= @now) AS due_to_expire,
-  COUNT(*) FILTER (WHERE status = 'expired' AND purge_at <= @now) AS due_to_purge`;
+  COUNT(*) FILTER (WHERE status IN ('active', 'expired') AND purge_at <= @now) AS due_to_purge`;
 
 /**
  * Session records in the transcript store's SQLite database: each is the record columns of the
@@ -137,7 +137,7 @@ export class SqliteRegistry implements SessionRegistry {
       duePurge: db
         .prepare<[number, number], number>(
           `SELECT id FROM transcript_sessions
-           WHERE status = 'expired' AND purge_at <= ?
+           WHERE status IN ('active', 'expired') AND purge_at <= ?
            LIMIT ?`,
         )
         .pluck(),
