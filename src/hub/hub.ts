@@ -6,6 +6,7 @@ import {
   type NewSession,
   type SessionPatch,
   type StoredSession,
+  sessionExists,
   tenantProjectKey,
 } from '../backends/registry.js';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -178,6 +179,17 @@ export class SessionHub {
       limits: parsed.limits ?? {},
     };
     Object.assign(session, this.policies.deadlines(session));
+    if (parsed.id !== undefined && caller.admin !== true) {
+      // Registering adopts a transcript already stored under the id (how an admin imports an SDK
+      // session). A user must not adopt one: it may have been written for someone else.
+      const key = { projectKey: tenantProjectKey(caller.tenant), sessionId: session.id };
+      if (
+        (await this.backend.store.listSubkeys(key)).length > 0 ||
+        (await this.backend.store.load(key))
+      ) {
+        throw sessionExists(session.id);
+      }
+    }
     const stored = await this.withOwnerSlot(caller.tenant, owner, () =>
       this.backend.registry.insert(session),
     );

@@ -145,6 +145,24 @@ export function describeHubConformance(
         expect((await hub.get(alice, id)).owner).toBe('alice');
       });
 
+      test('a user cannot register an id whose transcript exists; an admin adopts it with its usage', async () => {
+        const { hub, backend } = await setup();
+        const id = randomUUID();
+        const turn = syntheticTurn({ sessionId: id, cumulativeCostUsd: 0.2 });
+        await backend.store.append(
+          { projectKey: tenantProjectKey('acme'), sessionId: id },
+          turn.entries,
+        );
+        expect((await thrown(hub.create(alice, { id }))).code).toBe('SESSION_EXISTS');
+        const adopted = await hub.create(acmeAdmin, { id, owner: 'bob' });
+        expect(adopted.owner).toBe('bob');
+        expect(adopted.usage.turns).toBe(1);
+        expect(adopted.usage.costUsd).toBeCloseTo(0.2, 9);
+        expect(
+          await hub.transcriptStore(bob).load({ projectKey: 'x', sessionId: id }),
+        ).toHaveLength(turn.entries.length);
+      });
+
       test('rename, tag, untag and metadata change the record and bump its version', async () => {
         const { hub } = await setup();
         const { id } = await hub.create(alice);
