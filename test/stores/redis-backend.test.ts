@@ -14,7 +14,8 @@ import { projectKeys, sessionKeys } from '../../src/backends/redis/keys.js';
 import type { RedisTranscriptStore } from '../../src/backends/redis/transcript-store.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import { freshRedisUrl, redisAvailable } from '../helpers/backends.js';
-import { REDIS_URL, uniqueName } from '../helpers/services.js';
+import { keysOf, recordCommands } from '../helpers/redis-commands.js';
+import { REDIS_URL } from '../helpers/services.js';
 
 const HOSTILE = [
   '/',
@@ -113,75 +114,6 @@ async function expectSummaryMatchesTranscript(backend: Backend, key: SessionKey)
   expect(canonical(summary)).toBe(
     canonical(foldSessionSummary(undefined, key, stored, { mtime: listed?.mtime ?? 0 })),
   );
-}
-
-interface Group {
-  /** The command our connection sent (lower-cased name first), or MULTI…EXEC as one group. */
-  commands: string[][];
-}
-
-/**
- * Records, with MONITOR on a second connection, every command `redis` sends while `run` runs,
- * each together with the commands its Lua script ran. Nothing sleeps: an ECHO sent after `run`
- * marks the end of the stream.
- */
-async function recordCommands(redis: Redis, run: () => Promise<void>): Promise<Group[]> {
-  const info = String(await redis.call('CLIENT', 'INFO'));
-  const source = /addr=(\S+)/.exec(info)?.[1];
-  expect(source).toBeDefined();
-  const monitor = await new Redis(REDIS_URL).monitor();
-  const groups: Group[] = [];
-  const marker = uniqueName('end');
-  let current: Group | undefined;
-  let inMulti = false;
-  let markerSeen!: () => void;
-  const done = new Promise<void>((resolve) => {
-    markerSeen = resolve;
-  });
-  monitor.on('monitor', (_time: string, args: string[], from: string) => {
-    const name = (args[0] ?? '').toLowerCase();
-    if (from === 'lua') {
-      current?.commands.push([name, ...args.slice(1)]);
-      return;
-    }
-    if (from !== source) {
-      if (!inMulti) current = undefined;
-      return;
-    }
-    if (name === 'echo' && args[1] === marker) {
-      markerSeen();
-      return;
-    }
-    if (inMulti) {
-      current?.commands.push([name, ...args.slice(1)]);
-      if (name === 'exec' || name === 'discard') inMulti = false;
-      return;
-    }
-    current = { commands: [[name, ...args.slice(1)]] };
-    inMulti = name === 'multi';
-    groups.push(current);
-  });
-  try {
-    await run();
-    await redis.echo(marker);
-    await done;
-  } finally {
-    monitor.disconnect();
-  }
-  return groups;
-}
-
-/** The keys of one command, as the server itself parses them. */
-async function keysOf(redis: Redis, command: string[]): Promise<string[]> {
-  // A bare command name (TIME, PING) takes no keys; GETKEYS refuses to parse it at all.
-  if (command.length === 1) return [];
-  try {
-    return (await redis.call('COMMAND', 'GETKEYS', ...command)) as string[];
-  } catch (error) {
-    // ECHO, CLIENT and the like take no keys.
-    if (/no key arguments/i.test(String(error))) return [];
-    throw error;
-  }
 }
 
 describe.skipIf(!redisAvailable)('redis backend', () => {

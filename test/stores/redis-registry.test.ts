@@ -38,7 +38,8 @@ import { emptyUsageState, foldUsage, usageTotals } from '../../src/core/usage.js
 import { syntheticTurn } from '../../src/testing/transcripts.js';
 import { freshRedisUrl, redisAvailable } from '../helpers/backends.js';
 import { seededRandom } from '../helpers/random.js';
-import { REDIS_URL, uniqueName } from '../helpers/services.js';
+import { keysOf, recordCommands } from '../helpers/redis-commands.js';
+import { REDIS_URL } from '../helpers/services.js';
 
 const START = Date.UTC(2026, 2, 1, 12);
 const HOUR = 60 * 60 * 1000;
@@ -169,61 +170,6 @@ async function tracesOf(redis: Redis, prefix: string, id: string) {
     }
   }
   return { traces, fences };
-}
-
-// ---- recording commands, to check slots ----
-
-interface Group {
-  commands: string[][];
-}
-
-/** Every command `redis` sends while `run` runs, each with the commands its script ran (MONITOR). */
-async function recordCommands(redis: Redis, run: () => Promise<void>): Promise<Group[]> {
-  const info = String(await redis.call('CLIENT', 'INFO'));
-  const source = /addr=(\S+)/.exec(info)?.[1];
-  const monitor = await new Redis(REDIS_URL).monitor();
-  const groups: Group[] = [];
-  const marker = uniqueName('end');
-  let current: Group | undefined;
-  let seen!: () => void;
-  const done = new Promise<void>((resolve) => {
-    seen = resolve;
-  });
-  monitor.on('monitor', (_time: string, args: string[], from: string) => {
-    const name = (args[0] ?? '').toLowerCase();
-    if (from === 'lua') {
-      current?.commands.push([name, ...args.slice(1)]);
-      return;
-    }
-    if (from !== source) {
-      current = undefined;
-      return;
-    }
-    if (name === 'echo' && args[1] === marker) {
-      seen();
-      return;
-    }
-    current = { commands: [[name, ...args.slice(1)]] };
-    groups.push(current);
-  });
-  try {
-    await run();
-    await redis.echo(marker);
-    await done;
-  } finally {
-    monitor.disconnect();
-  }
-  return groups;
-}
-
-async function keysOf(redis: Redis, command: string[]): Promise<string[]> {
-  if (command.length === 1) return [];
-  try {
-    return (await redis.call('COMMAND', 'GETKEYS', ...command)) as string[];
-  } catch (error) {
-    if (/no key arguments/i.test(String(error))) return [];
-    throw error;
-  }
 }
 
 describe.skipIf(!redisAvailable)('redis registry', () => {
