@@ -18,6 +18,18 @@ export interface DailyUsage extends UsageFigures {
   day: string;
 }
 
+/**
+ * Costs as whole nano-dollars, how the backends store daily sums: integer sums are exact, and
+ * equal what addToDailyUsage's rounding to 1e-9 USD gives.
+ */
+export function toCostNanos(usd: number): number {
+  return Math.round(usd * 1e9);
+}
+
+export function fromCostNanos(nanos: number): number {
+  return nanos / 1e9;
+}
+
 /** The UTC day an epoch-ms instant falls on, as `YYYY-MM-DD`. */
 export function utcDay(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(0, 10);

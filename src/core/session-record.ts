@@ -65,6 +65,29 @@ export interface ListableSession {
   expiresAt: number | null;
 }
 
+/** Active and past its deadline: the next sweep marks it expired. */
+export function isDueToExpire(
+  session: Pick<ListableSession, 'status' | 'expiresAt'>,
+  now: number,
+): boolean {
+  return session.status === 'active' && session.expiresAt !== null && session.expiresAt <= now;
+}
+
+/**
+ * Past its retention (`purgeAt` is the deadline plus the retention), whether or not a sweep has
+ * marked it expired yet: the next sweep deletes it.
+ */
+export function isDueToPurge(
+  session: { status: SessionStatus; purgeAt: number | null },
+  now: number,
+): boolean {
+  return (
+    (session.status === 'expired' || session.status === 'active') &&
+    session.purgeAt !== null &&
+    session.purgeAt <= now
+  );
+}
+
 /**
  * The status as of `now`: an active session whose deadline has passed is expired, whether or
  * not the sweeper has been by to mark it.

@@ -3,6 +3,8 @@ import { closedError } from '../../core/errors.js';
 import { assertSessionRef, type SessionRef } from '../../core/session-key.js';
 import {
   effectiveStatus,
+  isDueToExpire,
+  isDueToPurge,
   matchesQuery,
   type SessionQuery,
   type SessionStatus,
@@ -180,7 +182,7 @@ export class FileRegistry implements SessionRegistry {
     for (const { record } of this.listOf(scope.tenant, scope.owner)?.newestFirst() ?? []) {
       const status = effectiveStatus(record, now);
       counts.byStatus[status]++;
-      if (status === 'expired' && record.status === 'active') counts.dueToExpire++;
+      if (isDueToExpire(record, now)) counts.dueToExpire++;
       if (isDueToPurge(record, now)) counts.dueToPurge++;
     }
     return counts;
@@ -275,18 +277,6 @@ async function inParallel<T>(items: T[], limit: number, task: (item: T) => Promi
 
 /** Sessions a purgeDue() call of this process has picked and not yet finished with. */
 const purging = new WeakSet<IndexedSession>();
-
-function isDueToExpire(record: StoredRecord, now: number): boolean {
-  return record.status === 'active' && record.expiresAt !== null && record.expiresAt <= now;
-}
-
-function isDueToPurge(record: StoredRecord, now: number): boolean {
-  return (
-    (record.status === 'expired' || record.status === 'active') &&
-    record.purgeAt !== null &&
-    record.purgeAt <= now
-  );
-}
 
 /** A patch without keys set to undefined, which JSON would drop and a reopen would not see. */
 function definedFields(patch: SessionPatch): SessionPatch {

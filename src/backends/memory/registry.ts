@@ -2,6 +2,8 @@ import type { DailyUsage } from '../../core/daily-usage.js';
 import {
   compareForListing,
   effectiveStatus,
+  isDueToExpire,
+  isDueToPurge,
   matchesQuery,
   type SessionQuery,
   type SessionStatus,
@@ -132,7 +134,7 @@ export class MemoryRegistry implements SessionRegistry {
       if (scope.owner !== undefined && r.owner !== scope.owner) continue;
       const status = effectiveStatus(r, now);
       counts.byStatus[status]++;
-      if (status === 'expired' && r.status === 'active') counts.dueToExpire++;
+      if (isDueToExpire(r, now)) counts.dueToExpire++;
       if (isDueToPurge(r, now)) counts.dueToPurge++;
     }
     return counts;
@@ -143,7 +145,7 @@ export class MemoryRegistry implements SessionRegistry {
     for (const session of this.all()) {
       if (changed >= limit) break;
       const r = session.record as Omit<StoredSession, 'usage'>;
-      if (r.status !== 'active' || r.expiresAt === null || r.expiresAt > now) continue;
+      if (!isDueToExpire(r, now)) continue;
       session.record = { ...r, status: 'expired', expiredAt: r.expiresAt, version: r.version + 1 };
       changed++;
     }
@@ -169,8 +171,3 @@ function view(session: MemorySession): StoredSession {
 }
 
 /** Expired, or active past its deadline, and past its retention as well. */
-function isDueToPurge(r: StoredSession, now: number): boolean {
-  return (
-    (r.status === 'expired' || r.status === 'active') && r.purgeAt !== null && r.purgeAt <= now
-  );
-}

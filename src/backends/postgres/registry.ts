@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { DailyUsage } from '../../core/daily-usage.js';
+import { type DailyUsage, fromCostNanos } from '../../core/daily-usage.js';
 import { closedError } from '../../core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../core/session-record.js';
 import { emptyUsageState, type UsageState } from '../../core/usage.js';
@@ -277,7 +277,7 @@ function dailyUsage(row: DailyRow): DailyUsage {
   return {
     owner: row.owner,
     day: row.day,
-    costUsd: Number(row.cost_nanos) / 1e9,
+    costUsd: fromCostNanos(Number(row.cost_nanos)),
     tokens: {
       inputTokens: Number(row.input_tokens),
       outputTokens: Number(row.output_tokens),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
 import { type Clock, systemClock } from '../../core/clock.js';
-import { utcDay } from '../../core/daily-usage.js';
+import { toCostNanos, utcDay } from '../../core/daily-usage.js';
 import {
   assertEntries,
   entryUuid,
@@ -102,7 +102,7 @@ function groupUsageParameters(parts: GroupPart[]): unknown[] {
 function chargeOf(delta: UsageDelta, day: string): UsageCharge {
   return {
     day,
-    costNanos: Math.round(delta.costUsd * 1e9),
+    costNanos: toCostNanos(delta.costUsd),
     turns: delta.turns,
     inputTokens: delta.tokens.inputTokens,
     outputTokens: delta.tokens.outputTokens,

@@ -1,4 +1,9 @@
-import { type DailyUsage, emptyDailyUsage } from '../../core/daily-usage.js';
+import {
+  type DailyUsage,
+  emptyDailyUsage,
+  fromCostNanos,
+  toCostNanos,
+} from '../../core/daily-usage.js';
 import type { UsageDelta } from '../../core/usage.js';
 
 /**
@@ -39,7 +44,7 @@ export interface Charge {
 export function chargePayload(day: string, delta: UsageDelta): string {
   return [
     day,
-    Math.round(delta.costUsd * 1e9),
+    toCostNanos(delta.costUsd),
     delta.turns,
     delta.tokens.inputTokens,
     delta.tokens.outputTokens,
@@ -94,7 +99,7 @@ export function parseOwnerDay(
 function setFigure(row: DailyUsage, figure: string, value: number): void {
   switch (figure) {
     case 'c':
-      row.costUsd = value / 1e9;
+      row.costUsd = fromCostNanos(value);
       break;
     case 't':
       row.turns = value;

@@ -4,6 +4,8 @@ import { closedError, SessionHubError } from '../../core/errors.js';
 import {
   compareForListing,
   effectiveStatus,
+  isDueToExpire,
+  isDueToPurge,
   type ListableSession,
   matchesQuery,
   type SessionQuery,
@@ -354,12 +356,8 @@ export class RedisRegistry implements SessionRegistry {
           const purgeAt = JSON.parse(purge) as number | null;
           const effective = effectiveStatus({ status: stored, expiresAt }, now);
           counts.byStatus[effective]++;
-          if (effective === 'expired' && stored === 'active') counts.dueToExpire++;
-          // Past the retention counts as due whether or not a sweep marked the session expired yet
-          // (a sweep marks it, then purges it, in the same pass).
-          if ((stored === 'expired' || stored === 'active') && purgeAt !== null && purgeAt <= now) {
-            counts.dueToPurge++;
-          }
+          if (isDueToExpire({ status: stored, expiresAt }, now)) counts.dueToExpire++;
+          if (isDueToPurge({ status: stored, purgeAt }, now)) counts.dueToPurge++;
         }
       }),
     );

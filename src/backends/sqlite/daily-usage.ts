@@ -1,5 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import type { DailyUsage } from '../../core/daily-usage.js';
+import { type DailyUsage, fromCostNanos, toCostNanos } from '../../core/daily-usage.js';
 import type { UsageDelta } from '../../core/usage.js';
 import type { RegistryScope } from '../registry.js';
 
@@ -21,7 +21,7 @@ function rowToUsage(row: DailyRow): DailyUsage {
   return {
     owner: row.owner,
     day: row.day,
-    costUsd: row.cost_nanos / 1e9,
+    costUsd: fromCostNanos(row.cost_nanos),
     tokens: {
       inputTokens: row.input_tokens,
       outputTokens: row.output_tokens,
@@ -72,7 +72,7 @@ export class SqliteDailyUsage {
       tenant,
       owner,
       day,
-      cost_nanos: Math.round(delta.costUsd * 1e9),
+      cost_nanos: toCostNanos(delta.costUsd),
       input_tokens: delta.tokens.inputTokens,
       output_tokens: delta.tokens.outputTokens,
       cache_read_input_tokens: delta.tokens.cacheReadInputTokens,
