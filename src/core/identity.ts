@@ -9,15 +9,16 @@ export type Identity =
   | { tenant: string; owner: string; admin?: false }
   | { tenant: string; owner?: string; admin: true };
 
-const name = z
+/** A tenant or owner name: plain text, 1 to 200 characters. */
+export const nameSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(200, 'must be at most 200 characters')
   .refine((value) => value.isWellFormed() && !value.includes('\u0000'), 'must be plain text');
 
 const identitySchema = z.union([
-  z.strictObject({ tenant: name, owner: name, admin: z.literal(false).optional() }),
-  z.strictObject({ tenant: name, owner: name.optional(), admin: z.literal(true) }),
+  z.strictObject({ tenant: nameSchema, owner: nameSchema, admin: z.literal(false).optional() }),
+  z.strictObject({ tenant: nameSchema, owner: nameSchema.optional(), admin: z.literal(true) }),
 ]);
 
 /** Validates an identity from outside (an API key's binding, a library caller). */

@@ -161,7 +161,7 @@ export interface ListCursor {
   id: string;
 }
 
-const epochMs = z.number().int('must be whole epoch milliseconds').nonnegative();
+export const epochMs = z.number().int('must be whole epoch milliseconds').nonnegative();
 
 const querySchema = z.strictObject({
   owner: plainText(200).min(1).optional(),

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { SessionHubError } from '../core/errors.js';
 import { type ExpiryOverrides, parseExpiryOverrides } from '../core/expiry.js';
+import { nameSchema } from '../core/identity.js';
 import { type LimitOverrides, parseLimitOverrides } from '../core/limits.js';
 import {
+  epochMs,
   metadataSchema,
   parseInput,
   tagSchema,
@@ -24,15 +26,9 @@ export function parseSessionId(id: unknown): string {
   );
 }
 
-const ownerName = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(200, 'must be at most 200 characters')
-  .refine((value) => value.isWellFormed() && !value.includes('\u0000'), 'must be plain text');
-
 const createSchema = z.strictObject({
   id: z.string().regex(UUID, 'must be a UUID').optional(),
-  owner: ownerName.optional(),
+  owner: nameSchema.optional(),
   title: titleSchema.optional(),
   tags: tagsSchema.optional(),
   metadata: metadataSchema.optional(),
@@ -57,10 +53,8 @@ export interface CreateInput {
 export function parseCreateInput(input: unknown): CreateInput {
   const parsed = parseInput(createSchema, input ?? {}, 'session');
   const { expiry, limits, ...rest } = parsed;
-  const result: CreateInput = { ...rest };
+  const result: CreateInput = { ...rest, ...parseOverrides(expiry, limits) };
   if (rest.id !== undefined) result.id = rest.id.toLowerCase();
-  if (expiry !== undefined) result.expiry = asInput(() => parseExpiryOverrides(expiry, 'expiry'));
-  if (limits !== undefined) result.limits = asInput(() => parseLimitOverrides(limits, 'limits'));
   return result;
 }
 
@@ -85,17 +79,18 @@ export function parseOverridesInput(input: unknown): {
     input ?? {},
     'overrides',
   );
-  const result: { expiry?: ExpiryOverrides; limits?: LimitOverrides } = {};
-  if (parsed.expiry !== undefined) {
-    result.expiry = asInput(() => parseExpiryOverrides(parsed.expiry, 'expiry'));
-  }
-  if (parsed.limits !== undefined) {
-    result.limits = asInput(() => parseLimitOverrides(parsed.limits, 'limits'));
-  }
-  return result;
+  return parseOverrides(parsed.expiry, parsed.limits);
 }
 
-const epochMs = z.number().int('must be whole epoch milliseconds').nonnegative();
+function parseOverrides(
+  expiry: unknown,
+  limits: unknown,
+): { expiry?: ExpiryOverrides; limits?: LimitOverrides } {
+  const result: { expiry?: ExpiryOverrides; limits?: LimitOverrides } = {};
+  if (expiry !== undefined) result.expiry = asInput(() => parseExpiryOverrides(expiry, 'expiry'));
+  if (limits !== undefined) result.limits = asInput(() => parseLimitOverrides(limits, 'limits'));
+  return result;
+}
 
 const extendSchema = z.union([
   z.strictObject({
