@@ -10,6 +10,7 @@ import type { SessionStoreEntry } from '@anthropic-ai/claude-agent-sdk';
 import { emptyUsageState } from '../src/core/usage.js';
 import { Sweeper } from '../src/hub/sweeper.js';
 import { type Backend, ManualClock, type NewSession, tenantProjectKey } from '../src/index.js';
+import { sessionBuilder } from '../test/helpers/registry.js';
 import { type BackendName, openBenchBackend } from './backends.js';
 import { summarize, timed } from './stats.js';
 import { type Batch, readdress, replayAppends } from './transcripts.js';
@@ -41,26 +42,16 @@ const OWNERS = 100;
 const TENANT = 'bench';
 
 function record(id: string, owner: string, createdAt: number, expiresAt: number): NewSession {
-  return {
-    id,
+  return sessionBuilder(createdAt)(id, {
     tenant: TENANT,
     owner,
     title: `Session ${id.slice(0, 8)}`,
     tags: createdAt % 10 === 0 ? ['flagged'] : ['routine'],
-    metadata: {},
-    status: 'active',
-    createdAt,
-    lastActiveAt: createdAt,
     expiresAt,
-    expiredAt: null,
     // An hour of retention: a sweep within it expires the session, one after it purges it.
     purgeAt: expiresAt + HOUR,
-    extendedUntil: null,
-    forkedFrom: null,
-    expiry: {},
-    limits: {},
     usage: emptyUsageState(),
-  };
+  });
 }
 
 /** A two-entry transcript, so that a purge has entries to delete too. */
