@@ -3,6 +3,7 @@ import type { TranscriptEntry } from '../core/entries.js';
 import {
   emptyUsageState,
   foldUsageInPlace,
+  TURN_USAGE_ENTRY,
   type UsageDelta,
   type UsageState,
 } from '../core/usage.js';
@@ -16,7 +17,13 @@ import {
 /** Only these entries move usage; an append of anything else skips the fold and its write. */
 export function touchesUsage(entries: readonly TranscriptEntry[]): boolean {
   for (const entry of entries) {
-    if (entry.type === 'assistant' || entry.type === 'cost-state') return true;
+    if (
+      entry.type === 'assistant' ||
+      entry.type === 'cost-state' ||
+      entry.type === TURN_USAGE_ENTRY
+    ) {
+      return true;
+    }
   }
   return false;
 }

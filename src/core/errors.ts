@@ -37,6 +37,8 @@ export const ERROR_CODES = [
   'FORBIDDEN',
   /** A session changed under a read-modify-write too many times in a row; retry the call. */
   'CONFLICT',
+  /** A turn could not complete: the model API kept failing, or the SDK process died. */
+  'TURN_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -42,6 +42,14 @@ import { createHash } from 'node:crypto';
  *    `totalCostUSD` and a `modelUsage` object, an assistant entry a message id, model and usage
  *    object; within those, a count that is not a non-negative number counts as zero.
  * 8. Costs are rounded to 1e-9 USD at every step, so sums of many deltas do not drift.
+ * 9. A `sessionhub-turn-usage` entry (TURN_USAGE_ENTRY) is one turn of an SDK process the
+ *    runner keeps alive between turns (the warm pool). Such a process never writes a
+ *    cost-state, because the SDK writes one only when a process exits normally and the runner
+ *    stops warm processes without that flush. The entry carries the turn's own figures, which
+ *    count in full like a cost-state's difference: they replace the turn's pending tokens. It
+ *    leaves the cost-state counter alone, since the next process the CLI starts restores that
+ *    counter from the last cost-state, not from these entries. It has a uuid, so a retried
+ *    append adds nothing.
  *
  * `foldUsage` takes the main transcript's entries (no subpath), in append order, as the store
  * receives them. Its delta is the exact change of `usageTotals`: cost and turns never go down;
@@ -122,6 +130,9 @@ export interface UsageState {
   /** Set on a fork until its copies of the parent's assistant entries are past. */
   copies: { throughId: string | null; notAfter: number | null } | null;
 }
+
+/** The entry type of a warm process's turn figures (rule 9). */
+export const TURN_USAGE_ENTRY = 'sessionhub-turn-usage';
 
 const RECENT_COST_STATES = 8;
 /** Bounds the state of a turn with a pathological number of API calls. */
@@ -333,6 +344,29 @@ function applyCostState(state: UsageState, next: CostState): void {
   state.copies = null;
 }
 
+/** Rule 9: a warm process's turn, counted in full from its own figures. */
+function applyTurnUsage(state: UsageState, entry: Record<string, unknown>): void {
+  const cost = entry.costUsd;
+  if (typeof cost !== 'number' || !Number.isFinite(cost) || cost < 0) return;
+  if (!isRecord(entry.byModel)) return;
+  const counted = state.counted;
+  counted.costUsd = roundCost(counted.costUsd + cost);
+  counted.durationMs += count(entry.durationMs);
+  counted.apiDurationMs += count(entry.apiDurationMs);
+  for (const [model, raw] of Object.entries(entry.byModel)) {
+    if (!isRecord(raw)) continue;
+    const into = counted.byModel[model] ?? zeroModel();
+    for (const field of TOKEN_FIELDS) into[field] += count(raw[field]);
+    into.costUsd = roundCost(into.costUsd + count(raw.costUsd));
+    counted.byModel[model] = into;
+  }
+  counted.turns += 1;
+  state.pending = {};
+  state.coveredIds = state.pendingIds;
+  state.pendingIds = [];
+  state.copies = null;
+}
+
 function readTokens(usage: Record<string, unknown>): TokenUsage {
   const tokens = zeroTokens();
   for (const field of TOKEN_FIELDS) tokens[field] = count(usage[WIRE_FIELDS[field]]);
@@ -438,6 +472,8 @@ export function foldUsageInPlace(state: UsageState, entries: readonly unknown[])
         if (costState) applyCostState(state, costState);
       } else if (entry.type === 'assistant') {
         applyAssistant(state, entry);
+      } else if (entry.type === TURN_USAGE_ENTRY) {
+        applyTurnUsage(state, entry);
       }
     }
   }

@@ -36,6 +36,14 @@ import {
 } from '../core/session-record.js';
 import { foldUsage, forkUsageState } from '../core/usage.js';
 import {
+  Runner,
+  type RunnerHost,
+  type RunnerOptions,
+  type SendOptions,
+  type StartOptions,
+} from '../runner/runner.js';
+import type { Turn } from '../runner/turn.js';
+import {
   type CreateInput,
   type ExtendInput,
   type ForkInput,
@@ -73,7 +81,15 @@ export interface HubOptions {
   onSweepError?: (error: unknown) => void;
   /** Timer functions for the background sweep; tests inject their own. */
   timers?: Timers;
+  /**
+   * How turns run (hub.start, hub.send, hub.fork with a prompt): the data directory, the SDK
+   * options per hub and tenant, retries, the warm pool. Without it those calls refuse.
+   */
+  runner?: RunnerOptions;
 }
+
+/** hub.fork's input when it also runs a turn on the new branch. */
+export type ForkTurnInput = ForkInput & Omit<SendOptions, 'identity'> & { prompt: string };
 
 export interface SessionPage {
   sessions: SessionRecord[];
@@ -133,6 +149,7 @@ export class SessionHub {
   readonly instanceId = `hub-${randomUUID()}`;
   private readonly ownsBackend: boolean;
   private readonly sweeper: Sweeper;
+  private readonly runner: Runner | null;
   private closed = false;
 
   constructor(options: HubOptions) {
@@ -150,6 +167,24 @@ export class SessionHub {
       onError: options.onSweepError,
     });
     if (options.sweep?.intervalMs !== undefined) this.sweeper.start(options.sweep.intervalMs);
+    this.runner = options.runner ? new Runner(this.runnerHost(), options.runner) : null;
+  }
+
+  // ---- turns ----
+
+  /** Creates a session and runs its first turn; iterate the turn for the SDK's messages. */
+  start(options: StartOptions): Turn {
+    return this.turnRunner().start(options);
+  }
+
+  /** Runs the session's next turn (one at a time per session, across every hub). */
+  send(sessionId: string, prompt: string, options: SendOptions): Turn {
+    return this.turnRunner().send(parseSessionId(sessionId), prompt, options);
+  }
+
+  /** Warm SDK processes this hub holds right now. */
+  get warmSessions(): number {
+    return this.runner?.warmSessions ?? 0;
   }
 
   // ---- creating and reading ----
@@ -342,6 +377,7 @@ export class SessionHub {
   async delete(identity: Identity, sessionId: string): Promise<void> {
     const caller = this.caller(identity);
     const session = await this.visible(caller, parseSessionId(sessionId));
+    this.runner?.dropWarm(session.id);
     const removed = await this.backend.registry.remove(session.tenant, session.id);
     if (!removed) throw sessionNotFound(session.id);
   }
@@ -349,11 +385,38 @@ export class SessionHub {
   // ---- forks ----
 
   /**
+   * Forks a session at a message uuid or at its end, recording the lineage. With a `prompt`, it
+   * returns a Turn that forks and then runs that prompt on the new branch.
+   */
+  fork(identity: Identity, sessionId: string, input?: ForkInput): Promise<SessionRecord>;
+  fork(identity: Identity, sessionId: string, input: ForkTurnInput): Turn;
+  fork(
+    identity: Identity,
+    sessionId: string,
+    input: ForkInput | ForkTurnInput = {},
+  ): Promise<SessionRecord> | Turn {
+    if ('prompt' in input) {
+      const { prompt, options, waitMs, ...fork } = input;
+      return this.turnRunner().forkAndSend(parseSessionId(sessionId), prompt, {
+        identity,
+        options,
+        waitMs,
+        fork,
+      });
+    }
+    return this.forkRecord(identity, sessionId, input);
+  }
+
+  /**
    * Forks a session through the SDK (its transcript up to `atMessageUuid`, or all of it) and
    * registers the fork with its lineage. The fork starts from the parent's usage figures, which
    * are not counted again; if registering fails, the fork's transcript is removed again.
    */
-  async fork(identity: Identity, sessionId: string, input: ForkInput = {}): Promise<SessionRecord> {
+  private async forkRecord(
+    identity: Identity,
+    sessionId: string,
+    input: ForkInput,
+  ): Promise<SessionRecord> {
     const caller = this.caller(identity);
     const parsed = parseForkInput(input);
     const parent = await this.visible(caller, parseSessionId(sessionId));
@@ -580,11 +643,43 @@ export class SessionHub {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.runner?.close();
     await this.sweeper.stopAndWait();
     if (this.ownsBackend) await this.backend.close();
   }
 
   // ---- internals ----
+
+  private turnRunner(): Runner {
+    this.assertOpen();
+    if (!this.runner) {
+      throw new SessionHubError(
+        'INVALID_OPTION',
+        'This hub runs no turns: create it with a `runner` option ({ dataDir, agent, ... }).',
+        {},
+      );
+    }
+    return this.runner;
+  }
+
+  private runnerHost(): RunnerHost {
+    return {
+      clock: this.clock,
+      instanceId: this.instanceId,
+      create: (identity, input) => this.create(identity, input),
+      fork: (identity, sessionId, input) => this.forkRecord(identity, sessionId, input),
+      get: (identity, sessionId) => this.get(identity, sessionId),
+      admitTurn: (identity, sessionId) => this.admitTurn(identity, sessionId),
+      acquireLease: (identity, sessionId, options) =>
+        this.acquireLease(identity, sessionId, options),
+      renewLease: (lease) => this.backend.leases.renew(lease),
+      releaseLease: async (lease) => {
+        await this.backend.leases.release(lease);
+      },
+      recordActivity: (identity, sessionId) => this.recordActivity(identity, sessionId),
+      transcriptStore: (identity) => this.transcriptStore(identity),
+    };
+  }
 
   private assertOpen(): void {
     if (this.closed) {

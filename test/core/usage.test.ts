@@ -12,6 +12,7 @@ import {
   foldUsage,
   forkUsageState,
   type TokenUsage,
+  TURN_USAGE_ENTRY,
   type UsageDelta,
   type UsageState,
   usageTotals,
@@ -693,5 +694,54 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     expect(pending.some((d) => d.tokens.outputTokens > 0)).toBe(true);
     expect(deltas.find((d) => d.turns === 1)?.tokens).toEqual(tokens());
     expect(foldRetried(forkUsageState(parent), batches)).toEqual(state);
+  });
+});
+
+describe('turn usage entries of warm processes (rule 9)', () => {
+  test('count in full, replace pending tokens, and leave the cost-state counter alone', () => {
+    const assistant = {
+      type: 'assistant',
+      uuid: 'a1',
+      timestamp: '2026-01-01T00:00:00.000Z',
+      message: {
+        id: 'msg_1',
+        model: 'm',
+        usage: { input_tokens: 10, output_tokens: 5 },
+      },
+    };
+    const entry = {
+      type: TURN_USAGE_ENTRY,
+      uuid: 'u1',
+      costUsd: 0.25,
+      durationMs: 40,
+      apiDurationMs: 30,
+      byModel: {
+        m: {
+          inputTokens: 12,
+          outputTokens: 6,
+          cacheReadInputTokens: 0,
+          cacheCreationInputTokens: 3,
+          costUsd: 0.25,
+        },
+      },
+    };
+    const pending = foldUsage(emptyUsageState(), [assistant]);
+    expect(usageTotals(pending.state).pendingTokens.inputTokens).toBe(10);
+    const { state, delta } = foldUsage(pending.state, [entry]);
+    const totals = usageTotals(state);
+    expect(totals).toMatchObject({ costUsd: 0.25, turns: 1, durationMs: 40, apiDurationMs: 30 });
+    expect(totals.tokens).toEqual({
+      inputTokens: 12,
+      outputTokens: 6,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 3,
+    });
+    expect(totals.pendingTokens.inputTokens).toBe(0);
+    expect(delta.costUsd).toBe(0.25);
+    expect(delta.turns).toBe(1);
+    expect(state.counter).toBeNull();
+    // A malformed one counts nothing.
+    const bad = foldUsage(state, [{ ...entry, uuid: 'u2', costUsd: -1 }]);
+    expect(bad.delta.turns).toBe(0);
   });
 });
