@@ -10,7 +10,10 @@ export interface UsageFigures {
 /**
  * What one owner spent on one UTC day, summed over every session's turns. Kept apart from the
  * sessions, so deleting or purging a session never refunds what was spent: the daily cost limit
- * and the stats keep counting it.
+ * and the stats keep counting it. A turn is charged when it is counted (its cost-state, see
+ * usage.ts), on the day of the append that counted it, with the figures the SDK reported for
+ * it: the tokens of a turn that died before its cost-state are in the session's figures (as
+ * pending tokens) but never in a day's, just as its unknown cost is in neither.
  */
 export interface DailyUsage extends UsageFigures {
   owner: string;
@@ -30,12 +33,23 @@ export function fromCostNanos(nanos: number): number {
   return nanos / 1e9;
 }
 
+const DAY_MS = 86_400_000;
+/** The last day utcDay() formatted: appends charge the same day over and over. */
+let lastDay = { start: Number.NaN, text: '' };
+
 /** The UTC day an epoch-ms instant falls on, as `YYYY-MM-DD`. */
 export function utcDay(epochMs: number): string {
-  return new Date(epochMs).toISOString().slice(0, 10);
+  const start = Math.floor(epochMs / DAY_MS) * DAY_MS;
+  if (start !== lastDay.start) {
+    lastDay = { start, text: new Date(epochMs).toISOString().slice(0, 10) };
+  }
+  return lastDay.text;
 }
 
-/** Whether a fold's delta changes any figure worth charging to the owner. */
+/**
+ * Whether a fold's delta changes any figure worth charging to the owner. A delta holds counted
+ * figures only (see usage.ts), so this is true exactly when the fold counted a turn.
+ */
 export function isChargeable(delta: UsageDelta): boolean {
   return (
     delta.costUsd !== 0 ||

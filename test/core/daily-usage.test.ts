@@ -39,7 +39,7 @@ describe('daily usage', () => {
     });
   });
 
-  test('a fold that changes nothing is not chargeable', () => {
+  test('only a fold that counts a turn is chargeable: pending tokens are never charged', () => {
     const { delta } = foldUsage(emptyUsageState(), [{ type: 'user', uuid: 'u1' }]);
     expect(isChargeable(delta)).toBe(false);
     const assistant = {
@@ -47,7 +47,23 @@ describe('daily usage', () => {
       uuid: 'a1',
       message: { id: 'm1', model: 'x', usage: { input_tokens: 5, output_tokens: 1 } },
     };
-    expect(isChargeable(foldUsage(emptyUsageState(), [assistant]).delta)).toBe(true);
+    // A turn in progress (or one that died before its cost-state): tokens pending, no charge.
+    const inProgress = foldUsage(emptyUsageState(), [assistant]);
+    expect(isChargeable(inProgress.delta)).toBe(false);
+    const costState = {
+      type: 'cost-state',
+      totalCostUSD: 0.25,
+      totalDuration: 900,
+      startTime: 1,
+      modelUsage: { x: { inputTokens: 6, outputTokens: 1, costUSD: 0.25 } },
+    };
+    const done = foldUsage(inProgress.state, [costState]);
+    expect(isChargeable(done.delta)).toBe(true);
+    // The day is charged what the SDK counted for the turn, not the pending estimate.
+    expect(done.delta).toMatchObject({ costUsd: 0.25, turns: 1 });
+    expect(done.delta.tokens).toMatchObject({ inputTokens: 6, outputTokens: 1 });
+    // Delivered again (a retried append): nothing more to charge.
+    expect(isChargeable(foldUsage(done.state, [costState]).delta)).toBe(false);
   });
 });
 

@@ -218,6 +218,34 @@ describe('foldUsage on hand-made entries', () => {
     expect(usageTotals(state)).toMatchObject({ costUsd: 0.07, turns: 2, durationMs: 700 });
   });
 
+  test('a retried cost-state is known by the digest earlier versions stored, too', () => {
+    const entry = costState({
+      cost: 0.05,
+      duration: 400,
+      api: 30,
+      models: {
+        [MODEL]: { inputTokens: 10, outputTokens: 5, costUsd: 0.04 },
+        haiku: { inputTokens: 3, costUsd: 0.01 },
+      },
+    });
+    const folded = foldUsage(emptyUsageState(), [entry]);
+    expect(folded.delta.turns).toBe(1);
+    const [digest] = folded.state.recentCostStates;
+    expect(digest).toMatch(/^~[A-Za-z0-9_-]{12}$/);
+    // The same state as an earlier version stored it: that cost-state's digest was 72 bits of
+    // SHA-256 (this value). Its retry, folded now, still adds nothing; a new cost-state does.
+    const stored: UsageState = { ...folded.state, recentCostStates: ['TAlirRmA7xtn'] };
+    expect(foldUsage(stored, [entry]).delta).toEqual(NOTHING);
+    const withoutStart = { ...entry, startTime: undefined };
+    const legacy = foldUsage(emptyUsageState(), [withoutStart]).state;
+    expect(
+      foldUsage({ ...legacy, recentCostStates: ['gOXaEHOqcgFL'] }, [withoutStart]).delta,
+    ).toEqual(NOTHING);
+    const next = foldUsage(stored, [costState({ cost: 0.07, duration: 500 })]);
+    expect(next.delta.turns).toBe(1);
+    expect(next.state.recentCostStates).toEqual(['TAlirRmA7xtn', expect.stringMatching(/^~/)]);
+  });
+
   test('a cost-state whose totals go down restarts the counter: what was counted stays', () => {
     const { state, costUsd, deltas } = foldAll(emptyUsageState(), [
       [costState({ cost: 0.05, duration: 400 })],
@@ -242,23 +270,17 @@ describe('foldUsage on hand-made entries', () => {
     const afterTurn = foldUsage(emptyUsageState(), [
       costState({ cost: 0.05, models: { [MODEL]: { inputTokens: 10, costUsd: 0.05 } } }),
     ]).state;
-    // A turn that died before its cost-state: its tokens show, without a cost or a turn.
+    // A turn that died before its cost-state: its tokens show, without a cost or a turn, and
+    // nothing is charged for them (the delta holds counted figures only).
     const died = foldUsage(afterTurn, [assistant('msg_a', { input: 3, output: 7 })]);
-    expect(died.delta).toEqual({
-      costUsd: 0,
-      tokens: tokens({ inputTokens: 3, outputTokens: 7 }),
-      turns: 0,
-      durationMs: 0,
-      apiDurationMs: 0,
-      byModel: { [MODEL]: { ...tokens({ inputTokens: 3, outputTokens: 7 }), costUsd: 0 } },
-    });
+    expect(died.delta).toEqual(NOTHING);
     expect(usageTotals(died.state)).toMatchObject({
       tokens: tokens({ inputTokens: 13, outputTokens: 7 }),
       pendingTokens: tokens({ inputTokens: 3, outputTokens: 7 }),
       turns: 1,
     });
     // The next turn's cost-state is authoritative: it counts what the SDK counted, and the
-    // delta corrects the pending estimate.
+    // delta is what it counted, whatever the pending estimate was.
     const next = foldUsage(died.state, [
       assistant('msg_b', { input: 4, output: 2 }),
       costState({
@@ -266,8 +288,9 @@ describe('foldUsage on hand-made entries', () => {
         models: { [MODEL]: { inputTokens: 15, outputTokens: 3, costUsd: 0.06 } },
       }),
     ]);
-    expect(next.delta.tokens).toEqual(tokens({ inputTokens: 5 - 3, outputTokens: 3 - 7 }));
+    expect(next.delta.tokens).toEqual(tokens({ inputTokens: 15 - 10, outputTokens: 3 }));
     expect(next.delta.costUsd).toBe(0.01);
+    expect(next.delta.turns).toBe(1);
     expect(usageTotals(next.state)).toMatchObject({
       tokens: tokens({ inputTokens: 15, outputTokens: 3 }),
       pendingTokens: tokens(),
@@ -396,7 +419,7 @@ describe('foldUsage on hand-made entries', () => {
     expect(state).toEqual(emptyUsageState());
   });
 
-  test('the delta of every fold is exactly the change of the totals', () => {
+  test('the delta of every fold is exactly the change of the counted totals (no pending tokens)', () => {
     const batches: unknown[][] = [
       [assistant('msg_1', { input: 3, output: 1 })],
       [costState({ cost: 0.02, duration: 5, models: { [MODEL]: { inputTokens: 4 } } })],
@@ -404,18 +427,33 @@ describe('foldUsage on hand-made entries', () => {
       [costState({ cost: 0.01, duration: 3, startTime: START + 1 })],
       [costState({ cost: 0.01, duration: 3, startTime: START + 1 })],
     ];
+    /** The totals without pending tokens: what cost-states counted. */
+    const counted = (state: UsageState) => {
+      const totals = usageTotals(state);
+      const countedTokens = tokens();
+      for (const field of Object.keys(countedTokens) as Array<keyof TokenUsage>) {
+        countedTokens[field] = totals.tokens[field] - totals.pendingTokens[field];
+      }
+      return { ...totals, tokens: countedTokens };
+    };
     let state = emptyUsageState();
+    const deltas: UsageDelta[] = [];
     for (const batch of batches) {
-      const before = usageTotals(state);
+      const before = counted(state);
       const folded = foldUsage(state, batch);
-      const after = usageTotals(folded.state);
+      const after = counted(folded.state);
       expect(folded.delta.costUsd).toBeCloseTo(after.costUsd - before.costUsd, 12);
       expect(folded.delta.turns).toBe(after.turns - before.turns);
-      expect(folded.delta.tokens.inputTokens).toBe(
-        after.tokens.inputTokens - before.tokens.inputTokens,
-      );
+      expect(folded.delta.durationMs).toBe(after.durationMs - before.durationMs);
+      for (const field of Object.keys(folded.delta.tokens) as Array<keyof TokenUsage>) {
+        expect(folded.delta.tokens[field]).toBe(after.tokens[field] - before.tokens[field]);
+      }
+      deltas.push(folded.delta);
       state = folded.state;
     }
+    // Only the two counted cost-states charge anything; assistant entries and the repeat none.
+    expect(deltas.map((d) => d.turns)).toEqual([0, 1, 0, 1, 0]);
+    expect(deltas.map((d) => d.tokens.inputTokens)).toEqual([0, 4, 0, 10, 0]);
     expect(usageTotals(state)).toMatchObject({ costUsd: 0.03, turns: 2 });
   });
 });
@@ -497,7 +535,8 @@ describe('forkUsageState on hand-made entries', () => {
       costState({ cost: 0.065, duration: 800, models: { [MODEL]: { inputTokens: 2010 } } }),
     ]);
     expect(done.delta).toMatchObject({ costUsd: 0.005, turns: 1, durationMs: 200 });
-    expect(done.delta.tokens.inputTokens).toBe(10 - 7);
+    // What the cost-state counted beyond the parent's counter; the pending 7 were an estimate.
+    expect(done.delta.tokens.inputTokens).toBe(2010 - 2000);
     expect(usageTotals(done.state)).toMatchObject({
       costUsd: 0.065,
       turns: 3,
@@ -511,13 +550,14 @@ describe('forkUsageState on hand-made entries', () => {
       assistant('msg_p1', { input: 1, cacheCreation: 1000 }, { timestamp: T1 }),
       assistant('msg_c1', { input: 9 }, { timestamp: LATER }),
     ]);
-    expect(cut.delta.tokens).toEqual(tokens({ inputTokens: 9 }));
+    expect(usageTotals(cut.state).pendingTokens).toEqual(tokens({ inputTokens: 9 }));
+    expect(cut.delta).toEqual(NOTHING);
     // Copies the helper marked are skipped whatever their time says.
     const marked = foldUsage(forkUsageState(parent), [
       assistant('msg_p1', { input: 1 }, { timestamp: LATER, forkedFrom: {} }),
       assistant('msg_c2', { input: 4 }, { timestamp: LATER }),
     ]);
-    expect(marked.delta.tokens).toEqual(tokens({ inputTokens: 4 }));
+    expect(usageTotals(marked.state).pendingTokens).toEqual(tokens({ inputTokens: 4 }));
   });
 
   test('a fork of a parent with pending tokens shows them until its first cost-state', () => {
@@ -631,17 +671,25 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     const ids = messageIds(batchesOf(parentId).flat());
     expect(new Set(ids).size).toBeLessThan(ids.length);
     let state = emptyUsageState();
+    let turnsCounted = 0;
     for (const batch of batchesOf(parentId)) {
       const folded = foldUsage(state, batch);
       if (folded.delta.turns === 1) {
-        // The transcript shows every API call of these turns: the estimate was exact.
-        expect(folded.delta.tokens).toEqual(tokens());
+        turnsCounted += 1;
+        // The transcript shows every API call of these turns: the pending estimate (the batch's
+        // assistant entries included) was exactly what the cost-state counted and charges.
+        const beforeCost = batch.filter((entry) => entry.type !== 'cost-state');
+        const estimate = usageTotals(foldUsage(state, beforeCost).state).pendingTokens;
+        expect(estimate.outputTokens).toBeGreaterThan(0);
+        expect(folded.delta.tokens).toEqual(estimate);
         expect(usageTotals(folded.state).pendingTokens).toEqual(tokens());
       } else {
-        expect(folded.delta.costUsd).toBe(0);
+        // A turn in progress charges nothing: its tokens are pending, its cost unknown.
+        expect(folded.delta).toEqual(NOTHING);
       }
       state = folded.state;
     }
+    expect(turnsCounted).toBe(3);
   });
 
   test('every batch delivered twice (retried appends) changes nothing', () => {
@@ -679,7 +727,7 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     const next = await turn('On the query fork', parentId, true);
     expect(next.sessionId).not.toBe(parentId);
     const batches = batchesOf(next.sessionId);
-    const { state, costUsd, turns: counted, deltas } = foldAll(forkUsageState(parent), batches);
+    const { state, costUsd, turns: counted } = foldAll(forkUsageState(parent), batches);
     const parentCost = usageTotals(parent).costUsd;
     // This fork's SDK total continues the parent's counter.
     expect(Math.abs(usageTotals(state).costUsd - next.result.total_cost_usd)).toBeLessThan(1e-9);
@@ -690,9 +738,19 @@ describe('foldUsage on transcripts written by the real SDK', { timeout: 60_000 }
     // the new call alone was, exactly what the cost-state then reported.
     const parentIds = new Set(messageIds(batchesOf(parentId).flat()));
     expect(messageIds(batches.flat()).filter((id) => parentIds.has(id)).length).toBeGreaterThan(0);
-    const pending = deltas.filter((d) => d.turns === 0);
-    expect(pending.some((d) => d.tokens.outputTokens > 0)).toBe(true);
-    expect(deltas.find((d) => d.turns === 1)?.tokens).toEqual(tokens());
+    let before = forkUsageState(parent);
+    let charged: UsageDelta | undefined;
+    for (const batch of batches) {
+      const folded = foldUsage(before, batch);
+      if (folded.delta.turns === 1) {
+        const pending = usageTotals(before).pendingTokens;
+        expect(pending.outputTokens).toBeGreaterThan(0);
+        expect(folded.delta.tokens).toEqual(pending);
+        charged = folded.delta;
+      }
+      before = folded.state;
+    }
+    expect(charged?.costUsd).toBeCloseTo(costUsd, 9);
     expect(foldRetried(forkUsageState(parent), batches)).toEqual(state);
   });
 });

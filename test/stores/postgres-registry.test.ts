@@ -24,7 +24,7 @@ import { type DailyUsage, utcDay } from '../../src/core/daily-usage.js';
 import type { TranscriptEntry } from '../../src/core/entries.js';
 import { isSessionHubError } from '../../src/core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../src/core/session-record.js';
-import { emptyUsageState, foldUsage, type UsageState } from '../../src/core/usage.js';
+import { emptyUsageState, foldUsage, type UsageState, usageTotals } from '../../src/core/usage.js';
 import { seededRandom } from '../helpers/random.js';
 import { sessionBuilder } from '../helpers/registry.js';
 import { POSTGRES_URL, requireService, uniqueName } from '../helpers/services.js';
@@ -426,6 +426,32 @@ describe.skipIf(!ok)('postgres registry', () => {
       expect((await backend.registry.get('acme', 'p'))?.usage).toEqual(
         foldAll(null, [turn('p', 1)]),
       );
+    });
+
+    test('a turn in progress writes its usage state but charges nothing: its statement has no daily part', async () => {
+      const { pool, texts } = recordingPool();
+      const { backend, clock } = await fresh({ pool });
+      await backend.registry.insert(session('q'));
+      const [question, answer, done] = turn('q', 1) as [
+        TranscriptEntry,
+        TranscriptEntry,
+        TranscriptEntry,
+      ];
+      texts.length = 0;
+      await backend.store.append(keyOf('q'), [question, answer]);
+      expect(texts).toHaveLength(1);
+      expect(texts[0]).toMatch(/usage_state/);
+      expect(texts[0]).not.toMatch(/usage_daily/);
+      const during = await backend.registry.get('acme', 'q');
+      expect(usageTotals(during?.usage as UsageState).pendingTokens.inputTokens).toBeGreaterThan(0);
+      const day = utcDay(clock.now());
+      expect(await backend.registry.dailyUsage({ tenant: 'acme' }, day, day)).toEqual([]);
+      // The cost-state counts the turn: now the day is charged, in the same statement.
+      texts.length = 0;
+      await backend.store.append(keyOf('q'), [done]);
+      expect(texts[0]).toMatch(/usage_daily/);
+      const [charged] = await backend.registry.dailyUsage({ tenant: 'acme' }, day, day);
+      expect(charged).toMatchObject({ owner: 'alice', turns: 1, costUsd: 0.01 });
     });
 
     test('a failure in the statement leaves neither entries, nor usage, nor a charge', async () => {

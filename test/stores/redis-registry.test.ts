@@ -314,8 +314,37 @@ describe.skipIf(!redisAvailable)('redis registry', () => {
       );
       const usage = await usageOf((writers[1] as Backend).registry, 'busy');
       expect(usage.tokens).toMatchObject({ inputTokens: 4500, outputTokens: 315 });
+      expect(usage.pendingTokens).toEqual(usage.tokens);
+      // Pending tokens are no turn: nothing is charged to the day for them.
+      expect(await daily((writers[2] as Backend).registry)).toEqual([]);
+
+      // Now the turns' cost-states, each from a counter of its own (a new startTime: it counts
+      // in full whatever the order) and with a uuid here, so that a late retry is a duplicate.
+      const costStates = turns.map((_, i) => {
+        const { entries } = syntheticTurn({
+          sessionId: 'busy',
+          tokens: { input: 100, output: 7 },
+          cumulativeCostUsd: 0.01,
+          counterStartTime: START + i,
+        });
+        return entries
+          .filter((entry) => entry.type === 'cost-state')
+          .map((entry) => ({ ...entry, uuid: `cost-${i}` }));
+      });
+      for (const round of [0, 1]) {
+        await Promise.all(
+          costStates.map((entries, i) =>
+            (writers[(i + round) % writers.length] as Backend).store.append(keyOf('busy'), entries),
+          ),
+        );
+      }
+      const counted = await usageOf((writers[0] as Backend).registry, 'busy');
+      expect(counted).toMatchObject({ turns: 45, costUsd: 0.45 });
+      expect(counted.tokens).toMatchObject({ inputTokens: 4500, outputTokens: 315 });
+      expect(counted.pendingTokens).toMatchObject({ inputTokens: 0, outputTokens: 0 });
       const [day] = await daily((writers[2] as Backend).registry);
-      expect(day?.tokens).toMatchObject({ inputTokens: 4500, outputTokens: 315 });
+      expect(day).toMatchObject({ turns: 45, costUsd: 0.45 });
+      expect(day?.tokens).toEqual(counted.tokens);
     });
 
     test('foldUsage: false folds and charges nothing', async () => {

@@ -2,7 +2,8 @@ import type { Pool } from 'pg';
 import { type DailyUsage, fromCostNanos } from '../../core/daily-usage.js';
 import { closedError } from '../../core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../core/session-record.js';
-import { emptyUsageState, type UsageState } from '../../core/usage.js';
+import { emptyUsageState } from '../../core/usage.js';
+import { decodeUsageState, encodeUsageState } from '../../core/usage-codec.js';
 import {
   type NewSession,
   type RegistryScope,
@@ -49,8 +50,7 @@ function storedSession(row: RecordRow): StoredSession {
         : { sessionId: row.fork_parent_id, messageUuid: row.fork_message_uuid },
     expiry: JSON.parse(row.expiry_overrides),
     limits: JSON.parse(row.limit_overrides),
-    usage:
-      row.usage_state === null ? emptyUsageState() : (JSON.parse(row.usage_state) as UsageState),
+    usage: row.usage_state === null ? emptyUsageState() : decodeUsageState(row.usage_state),
     version: Number(row.record_version),
   };
 }
@@ -77,7 +77,7 @@ function insertParameters(session: NewSession): unknown[] {
     session.forkedFrom?.messageUuid ?? null,
     JSON.stringify(session.expiry),
     JSON.stringify(session.limits),
-    session.usage === undefined ? null : JSON.stringify(session.usage),
+    session.usage === undefined ? null : encodeUsageState(session.usage),
   ];
 }
 

@@ -77,9 +77,18 @@ export interface UsageCharge {
   cacheCreationTokens: number;
 }
 
-/** The usage parameters of appendMain(size, true): state, then the charge or nulls. */
+/**
+ * What a main-transcript statement writes of usage: nothing (the batch cannot move it, or folding
+ * is off), the folded state, or the state and a charge to the owner's day. Most folds charge
+ * nothing (only a counted turn does), and their statement has no daily-usage part at all.
+ */
+export type UsageWrite = 'none' | 'state' | 'charge';
+
+const USAGE_WRITES: readonly UsageWrite[] = ['none', 'state', 'charge'];
+
+/** The usage parameters of appendMain(size, 'state' or 'charge'): the state, then the charge. */
 export function usageParameters(usage: string | null, charge: UsageCharge | null): unknown[] {
-  if (charge === null) return [usage, null, null, null, null, null, null, null];
+  if (charge === null) return [usage];
   return [
     usage,
     charge.day,
@@ -115,6 +124,7 @@ const ADD_TO_DAY = `ON CONFLICT (tenant, owner, day) DO UPDATE SET
 /**
  * The group statement (see TranscriptStatements.appendGroup). With usage it takes, beside $1-$10:
  *   $11 each session's folded usage state, newline-separated ('' = unchanged);
+ * and with charges too:
  *   $12 the day to charge (null: nothing), $13 cost in nanos, $14 turns, $15-$18 tokens.
  * Charges are summed per (tenant, owner, day) first, because one INSERT … ON CONFLICT cannot
  * touch a row twice, and written in key order, so two groups never wait on each other's days.
@@ -123,16 +133,23 @@ function groupStatement(
   sessions: string,
   entries: string,
   daily: string,
-  withUsage: boolean,
+  usage: UsageWrite,
 ): Statement {
-  const usageColumns = withUsage
+  const withUsage = usage !== 'none';
+  const withCharge = usage === 'charge';
+  const usageColumns = withCharge
     ? `,
           string_to_array($11::text, E'\\n'), $12::text[], $13::bigint[], $14::bigint[],
           $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[]`
-    : '';
-  const usageNames = withUsage
+    : withUsage
+      ? `,
+          string_to_array($11::text, E'\\n')`
+      : '';
+  const usageNames = withCharge
     ? ', usage, day, cost, turns, input, output, cache_read, cache_creation'
-    : '';
+    : withUsage
+      ? ', usage'
+      : '';
   return prepared(`
       WITH s AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
@@ -190,7 +207,7 @@ function groupStatement(
         SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry
         FROM claimed c JOIN batch b ON b.k = c.k
       )${
-        withUsage
+        withCharge
           ? `,
       charges AS (
         SELECT c.tenant, c.owner, s.day, sum(s.cost)::bigint AS cost, sum(s.turns)::bigint AS turns,
@@ -217,8 +234,10 @@ export class TranscriptStatements {
   readonly sessions: string;
   readonly entries: string;
   readonly daily: string;
-  /** appendMain() by entry slots, without and with usage. */
-  private readonly mainBySlots = [new Map<number, Statement>(), new Map<number, Statement>()];
+  /** appendMain() by what it writes of usage, then by entry slots. */
+  private readonly mainBySlots = new Map<UsageWrite, Map<number, Statement>>(
+    USAGE_WRITES.map((usage) => [usage, new Map()]),
+  );
   private readonly subpathBySlots = new Map<number, Statement>();
 
   readonly lockSession: Statement;
@@ -293,10 +312,11 @@ export class TranscriptStatements {
       )
       SELECT subpath FROM subpaths WHERE subpath IS NOT NULL`);
 
-    this.appendGroup = [
-      groupStatement(sessions, entries, daily, false),
-      groupStatement(sessions, entries, daily, true),
-    ];
+    this.appendGroup = {
+      none: groupStatement(sessions, entries, daily, 'none'),
+      state: groupStatement(sessions, entries, daily, 'state'),
+      charge: groupStatement(sessions, entries, daily, 'charge'),
+    };
 
     this.lockForDelete = prepared(`
       SELECT id FROM ${sessions} WHERE project_key = $1 AND session_id = $2 FOR UPDATE`);
@@ -322,18 +342,22 @@ export class TranscriptStatements {
    * writes nothing and returns no row: the caller then reads mainState and folds again.
    * Usage is folded the same way, from the same version, and written in the same statement.
    *   $1 projectKey, $2 sessionId, $3 expected version, $4 summary data, $5 session row id or
-   *   null, then without usage $6… the batch, with usage $6-$13 (below) and $14… the batch
+   *   null, then without usage $6… the batch, with the state alone $6 (below) and $7… the
+   *   batch, with a charge $6-$13 (below) and $14… the batch
    */
-  appendMain(size: number, withUsage: boolean): Statement {
+  appendMain(size: number, usage: UsageWrite): Statement {
     const slots = slotsFor(size);
-    const cache = this.mainBySlots[withUsage ? 1 : 0] as Map<number, Statement>;
+    const cache = this.mainBySlots.get(usage) as Map<number, Statement>;
     const known = cache.get(slots);
     if (known) return known;
     const { sessions, entries, daily } = this;
-    const batch = batchSql(withUsage ? 14 : 6, slots);
-    // With usage: $6 the folded state, $7 the day to charge (null: nothing to charge), $8 cost
-    // in nanos, $9 turns, $10-$13 tokens. Without, the statement is exactly what it was before
-    // usage existed, so appends that cannot move usage pay nothing for it.
+    const withUsage = usage !== 'none';
+    const withCharge = usage === 'charge';
+    const batch = batchSql(withCharge ? 14 : withUsage ? 7 : 6, slots);
+    // With usage: $6 the folded state; with a charge also $7 the day to charge (null: the
+    // session is not registered), $8 cost in nanos, $9 turns, $10-$13 tokens. Without, the
+    // statement is exactly what it was before usage existed, so appends that cannot move usage
+    // pay nothing for it, and those that charge nothing pay nothing for the daily table.
     const usageSet = withUsage ? ', usage_state = $6' : '';
     const statement = prepared(`
       WITH batch AS (${batch.rows}),
@@ -375,7 +399,7 @@ export class TranscriptStatements {
         INSERT INTO ${entries} (session_ref, subpath, seq, uuid, entry)
         SELECT c.id, '', c.first_seq + b.ord - 1, b.uuid, b.entry FROM claimed c CROSS JOIN batch b
       )${
-        withUsage
+        withCharge
           ? `,
       charged AS (
         -- A registered session's owner is charged in the same statement, so entries and charge
@@ -408,9 +432,9 @@ export class TranscriptStatements {
    *   $10 the entries, newline-separated.
    * JSON text from JSON.stringify never holds a raw newline, so a newline is a safe separator, and
    * the entries travel without the escaping a text[] literal would add to every quote.
-   * The second statement also folds usage, see groupStatement().
+   * The others also write usage, and charges, see groupStatement().
    */
-  readonly appendGroup: readonly [Statement, Statement];
+  readonly appendGroup: Readonly<Record<UsageWrite, Statement>>;
 
   /**
    * A subagent transcript append in one statement: no summary to keep, so the row lock only hands

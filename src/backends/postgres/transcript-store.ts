@@ -20,7 +20,7 @@ import {
 import type { UsageDelta } from '../../core/usage.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
-import { foldAppended } from '../usage-fold.js';
+import { type StoredFold, UsageStateCache } from '../usage-fold.js';
 import { GroupCommit, type GroupOutcome, type GroupPart } from './group-commit.js';
 import { isUniqueViolation, type Queryable, withTransaction } from './sql.js';
 import {
@@ -29,6 +29,7 @@ import {
   type SessionStateRow,
   TranscriptStatements,
   type UsageCharge,
+  type UsageWrite,
   usageParameters,
 } from './statements.js';
 
@@ -72,13 +73,17 @@ function knownFrom(row: SessionStateRow): KnownSession {
   return { id: row.id, version: row.version, summary: row.summary, usage: row.usage_state };
 }
 
-/** $11-$18 of the group statement with usage: one array element (or line) per part. */
-function groupUsageParameters(parts: GroupPart[]): unknown[] {
+/**
+ * $11 (the states) or $11-$18 (with charges) of the group statement with usage: one array
+ * element (or line) per part.
+ */
+function groupUsageParameters(parts: GroupPart[], withCharges: boolean): unknown[] {
   const usages: string[] = [];
+  for (const part of parts) usages.push(part.usage ?? '');
+  if (!withCharges) return [usages.join('\n')];
   const days: Array<string | null> = [];
   const columns: Array<Array<number | null>> = [[], [], [], [], [], []];
   for (const part of parts) {
-    usages.push(part.usage ?? '');
     const charge = part.charge;
     days.push(charge?.day ?? null);
     const figures = charge
@@ -190,6 +195,8 @@ export class PostgresTranscriptStore implements TranscriptStore {
   private readonly pool: Pool;
   private readonly sql: TranscriptStatements;
   private readonly known = new Map<string, KnownSession>();
+  /** By session: the usage state of `known`, decoded, for the next fold. */
+  private readonly usageStates = new UsageStateCache(KNOWN_SESSIONS);
   /** The last queued write of each session; writes to one session run in call order. */
   private readonly queues = new Map<string, Promise<void>>();
   private readonly optimisticAttempts: number;
@@ -203,6 +210,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
     remember: (ref, row) => this.remember(sessionId(ref), knownFrom(row)),
     forget: (ref) => {
       this.known.delete(sessionId(ref));
+      this.usageStates.forget(sessionId(ref));
     },
   };
 
@@ -343,7 +351,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
       0,
     );
     const summary = JSON.stringify(folded.data);
-    const { usage, charge } = this.fold(known, pending);
+    const { usage, charge, fold } = this.fold(sessionId(ref), known, pending);
     const part: GroupPart = {
       ref,
       version: known.version,
@@ -354,9 +362,9 @@ export class PostgresTranscriptStore implements TranscriptStore {
       rows: pending,
     };
     const written = await (db === null ? this.group.submit(part) : this.writeOne(db, part));
-    return (
-      written && { id: written.id, version: written.version, summary, usage: usage ?? known.usage }
-    );
+    if (!written) return undefined;
+    if (fold) this.usageStates.keep(sessionId(ref), fold);
+    return { id: written.id, version: written.version, summary, usage: usage ?? known.usage };
   }
 
   /**
@@ -364,34 +372,38 @@ export class PostgresTranscriptStore implements TranscriptStore {
    * charge for the owner's day when the fold moved a figure the day holds.
    */
   private fold(
+    id: string,
     known: KnownSession,
     pending: PendingEntry[],
-  ): { usage: string | null; charge: UsageCharge | null } {
-    if (!this.foldUsage) return { usage: null, charge: null };
-    // The stored text is parsed into a state of the fold's own, which it may change in place.
-    const folded = foldAppended(
+  ): { usage: string | null; charge: UsageCharge | null; fold: StoredFold | null } {
+    const none = { usage: null, charge: null, fold: null };
+    if (!this.foldUsage) return none;
+    // From the state of `known`: the one this process folded last, or the stored text decoded.
+    const folded = this.usageStates.fold(
+      id,
       known.usage,
       pending.map((p) => p.entry),
     );
-    if (!folded) return { usage: null, charge: null };
-    const usage = JSON.stringify(folded.state);
+    if (!folded) return none;
+    const usage = folded.json;
     const charge = folded.chargeable ? chargeOf(folded.delta, utcDay(this.clock.now())) : null;
     // A charge always comes with a changed state; an unchanged one is not written again.
-    return { usage: charge === null && usage === known.usage ? null : usage, charge };
+    return { usage: charge === null && usage === known.usage ? null : usage, charge, fold: folded };
   }
 
   /** One session's append in its own statement. */
   private async writeOne(db: Queryable, part: GroupPart): Promise<GroupOutcome> {
-    const withUsage = part.usage !== null;
+    const usage: UsageWrite =
+      part.usage === null ? 'none' : part.charge === null ? 'state' : 'charge';
     const { rows } = await db.query<SessionStateRow>({
-      ...this.sql.appendMain(part.rows.length, withUsage),
+      ...this.sql.appendMain(part.rows.length, usage),
       values: [
         part.ref.projectKey,
         part.ref.sessionId,
         part.version,
         part.summary,
         part.id,
-        ...(withUsage ? usageParameters(part.usage, part.charge) : []),
+        ...(usage === 'none' ? [] : usageParameters(part.usage, part.charge)),
         ...batchParameters(part.rows),
       ],
     });
@@ -437,11 +449,16 @@ export class PostgresTranscriptStore implements TranscriptStore {
       uuids,
       lines.join('\n'),
     ];
-    // The statement without usage when no part moved it, as appendMain does.
-    const withUsage = parts.some((part) => part.usage !== null);
-    if (withUsage) values.push(...groupUsageParameters(parts));
+    // The statement without usage when no part moved it, and without the daily table when no
+    // part charges anything, as appendMain does.
+    const usage: UsageWrite = parts.some((part) => part.charge !== null)
+      ? 'charge'
+      : parts.some((part) => part.usage !== null)
+        ? 'state'
+        : 'none';
+    if (usage !== 'none') values.push(...groupUsageParameters(parts, usage === 'charge'));
     const { rows } = await this.pool.query<{ k: string; id: string; version: string }>({
-      ...this.sql.appendGroup[withUsage ? 1 : 0],
+      ...this.sql.appendGroup[usage],
       values,
     });
     const outcomes = new Array<GroupOutcome>(parts.length).fill(undefined);
@@ -532,6 +549,7 @@ export class PostgresTranscriptStore implements TranscriptStore {
           if (found) await client.query({ ...this.sql.deleteSession, values: [found.id] });
         });
         this.known.delete(sessionId(ref));
+        this.usageStates.forget(sessionId(ref));
       } else {
         await this.pool.query({
           ...this.sql.deleteSubpath,

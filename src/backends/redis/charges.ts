@@ -10,10 +10,11 @@ import type { UsageDelta } from '../../core/usage.js';
  * Daily usage on Redis, charged exactly once although the session (where the append folds usage)
  * and the tenant's daily figures live on different slots.
  *
- * - The append script records each chargeable fold of a registered session as a pending charge
- *   in the session's `charges` HASH, under the append's mtime (its stamp: unique and increasing
- *   per session, across re-creations too, see `floor`). Same script as the entries, so a crash
- *   never separates them.
+ * - The append script records each chargeable fold of a registered session (one that counted a
+ *   turn: pending tokens are never charged, see usage.ts) as a pending charge in the session's
+ *   `charges` HASH, under the append's mtime (its stamp: unique and increasing per session,
+ *   across re-creations too, see `floor`). Same script as the entries, so a crash never
+ *   separates them.
  * - The second step (the publish, on the tenant's slot) adds a charge to the day's figures only
  *   if its stamp is above the session's mark in `charged` (the newest stamp applied) and its
  *   gone marker, then raises the mark. Every publisher sends all the charges still pending,

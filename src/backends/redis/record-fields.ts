@@ -1,4 +1,5 @@
 import { emptyUsageState, type UsageState } from '../../core/usage.js';
+import { decodeUsageState } from '../../core/usage-codec.js';
 import type { NewSession, SessionPatch, StoredSession } from '../registry.js';
 
 /**
@@ -86,7 +87,7 @@ export function decodeRecord(
     raw[RECORD_NAMES[i] as RecordName] = JSON.parse(text);
   }
   const usageText = values[RECORD_NAMES.length];
-  const usage: UsageState = usageText ? JSON.parse(usageText) : emptyUsageState();
+  const usage: UsageState = usageText ? decodeUsageState(usageText) : emptyUsageState();
   return { ...(raw as unknown as StoredSession & { rid: string }), id, usage };
 }
 

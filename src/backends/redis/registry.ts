@@ -11,6 +11,7 @@ import {
   type SessionQuery,
   type SessionStatus,
 } from '../../core/session-record.js';
+import { encodeUsageState } from '../../core/usage-codec.js';
 import {
   type NewSession,
   type RegistryScope,
@@ -118,7 +119,7 @@ export class RedisRegistry implements SessionRegistry {
         this.client,
         INSERT_RECORD,
         [meta],
-        [usage ? JSON.stringify(usage) : '', usage ? token : '', ...newRecordArgs(session, rid)],
+        [usage ? encodeUsageState(usage) : '', usage ? token : '', ...newRecordArgs(session, rid)],
       )) as unknown[];
       if (reply[0] === 0) {
         if (indexed) {

@@ -13,9 +13,10 @@ import {
   type SessionRef,
 } from '../../core/session-key.js';
 import type { UsageState } from '../../core/usage.js';
+import { encodeUsageState } from '../../core/usage-codec.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
-import { type FoldedUsage, foldAppended, touchesUsage } from '../usage-fold.js';
+import { type StoredFold, touchesUsage, UsageStateCache } from '../usage-fold.js';
 import { type Charge, chargePayload, parseCharges } from './charges.js';
 import { guardRedis } from './failures.js';
 import { projectKeys, sessionKeys } from './keys.js';
@@ -105,6 +106,8 @@ export class RedisTranscriptStore implements TranscriptStore {
   private readonly folds = new Map<string, Fold>();
   /** By meta key: the usage state this process last saw. */
   private readonly usage = new Map<string, UsageSeen>();
+  /** By meta key: the state this process last wrote, decoded, for its next fold. */
+  private readonly usageStates = new UsageStateCache(MAX_CACHED_FOLDS);
   /** By meta key: the folding append of this process under way, which the next one waits for. */
   private readonly folding = new Map<string, Promise<unknown>>();
 
@@ -125,6 +128,7 @@ export class RedisTranscriptStore implements TranscriptStore {
       const applied = this.usage.get(meta)?.applied ?? [];
       this.folds.delete(meta);
       this.usage.delete(meta);
+      this.usageStates.forget(meta);
       return applied;
     });
   }
@@ -215,12 +219,13 @@ export class RedisTranscriptStore implements TranscriptStore {
     let flags = folding ? batchFlags(args) : '';
     for (let attempt = 1; ; attempt++) {
       const seen = this.usage.get(keys.meta);
-      let folded: FoldedUsage | null = null;
+      let folded: StoredFold | null = null;
       let token = '';
       let stateJson = '';
       const usageArgs = ['', '', '', '', '', ''];
       if (folding) {
-        folded = foldAppended(
+        folded = this.usageStates.fold(
+          keys.meta,
           seen?.state ?? null,
           flags.includes('0') ? entries.filter((_, i) => flags[i] === '1') : entries,
         );
@@ -228,7 +233,7 @@ export class RedisTranscriptStore implements TranscriptStore {
         usageArgs[0] = '1';
         usageArgs[1] = seen?.token ?? '';
         usageArgs[2] = flags;
-        stateJson = folded ? JSON.stringify(folded.state) : '';
+        stateJson = folded ? folded.json : '';
         usageArgs[3] = stateJson;
         usageArgs[4] = token;
         if (folded?.chargeable) {
@@ -263,8 +268,10 @@ export class RedisTranscriptStore implements TranscriptStore {
       }
       // The session has forgotten the charges we named; others may have been applied since.
       const left = (this.usage.get(keys.meta)?.applied ?? []).filter((s) => !applied.includes(s));
-      if (folded) this.rememberUsage(keys.meta, { token, state: stateJson, applied: left });
-      else {
+      if (folded) {
+        this.rememberUsage(keys.meta, { token, state: stateJson, applied: left });
+        this.usageStates.keep(keys.meta, folded);
+      } else {
         const current = this.usage.get(keys.meta);
         if (current) current.applied = left;
       }
@@ -360,7 +367,7 @@ export class RedisTranscriptStore implements TranscriptStore {
     const meta = sessionKeys(this.prefix, projectKey, sessionId).meta;
     this.rememberUsage(meta, {
       token,
-      state: JSON.stringify(state),
+      state: encodeUsageState(state),
       applied: this.usage.get(meta)?.applied ?? [],
     });
   }

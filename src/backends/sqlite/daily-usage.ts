@@ -39,10 +39,10 @@ export class SqliteDailyUsage {
   constructor(db: BetterSqlite3.Database) {
     this.statements = {
       // One statement: a new day inserts, a known one adds. Integer sums need no read first.
-      charge: db.prepare(
+      // Positional parameters: binding by name costs more, and every counted turn runs this.
+      charge: db.prepare<[string, string, string, number, number, number, number, number, number]>(
         `INSERT INTO usage_daily (tenant, ${COLUMNS})
-         VALUES (@tenant, @owner, @day, @cost_nanos, @input_tokens, @output_tokens,
-                 @cache_read_input_tokens, @cache_creation_input_tokens, @turns)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant, owner, day) DO UPDATE SET
            cost_nanos = cost_nanos + excluded.cost_nanos,
            input_tokens = input_tokens + excluded.input_tokens,
@@ -64,21 +64,23 @@ export class SqliteDailyUsage {
   }
 
   /**
-   * Adds a fold's delta to the owner's day, inside the append's write transaction. Costs are
-   * summed as whole nano-dollars, which gives exactly what addToDailyUsage's rounding gives.
+   * Adds a fold's delta (a counted turn, see usage.ts) to the owner's day, inside the append's
+   * write transaction. Costs are summed as whole nano-dollars, which gives exactly what
+   * addToDailyUsage's rounding gives.
    */
   charge(tenant: string, owner: string, day: string, delta: UsageDelta): void {
-    this.statements.charge.run({
+    const { tokens } = delta;
+    this.statements.charge.run(
       tenant,
       owner,
       day,
-      cost_nanos: toCostNanos(delta.costUsd),
-      input_tokens: delta.tokens.inputTokens,
-      output_tokens: delta.tokens.outputTokens,
-      cache_read_input_tokens: delta.tokens.cacheReadInputTokens,
-      cache_creation_input_tokens: delta.tokens.cacheCreationInputTokens,
-      turns: delta.turns,
-    });
+      toCostNanos(delta.costUsd),
+      tokens.inputTokens,
+      tokens.outputTokens,
+      tokens.cacheReadInputTokens,
+      tokens.cacheCreationInputTokens,
+      delta.turns,
+    );
   }
 
   /** Days in [fromDay, toDay], by day then owner. */

@@ -1,5 +1,6 @@
 import type { SessionStatus } from '../../core/session-record.js';
-import { emptyUsageState, type UsageState } from '../../core/usage.js';
+import { emptyUsageState } from '../../core/usage.js';
+import { decodeUsageState } from '../../core/usage-codec.js';
 import type { NewSession, SessionPatch, StoredSession } from '../registry.js';
 
 /**
@@ -55,8 +56,7 @@ export function rowToSession(row: RecordRow): StoredSession {
         : { sessionId: row.fork_parent_id, messageUuid: row.fork_message_uuid },
     expiry: JSON.parse(row.expiry_overrides),
     limits: JSON.parse(row.limit_overrides),
-    usage:
-      row.usage_state === null ? emptyUsageState() : (JSON.parse(row.usage_state) as UsageState),
+    usage: row.usage_state === null ? emptyUsageState() : decodeUsageState(row.usage_state),
     version: row.record_version,
   };
 }

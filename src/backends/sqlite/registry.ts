@@ -2,6 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DailyUsage } from '../../core/daily-usage.js';
 import { closedError } from '../../core/errors.js';
 import type { SessionQuery, SessionStatus } from '../../core/session-record.js';
+import { encodeUsageState } from '../../core/usage-codec.js';
 import {
   type NewSession,
   type RegistryScope,
@@ -153,7 +154,7 @@ export class SqliteRegistry implements SessionRegistry {
       const projectKey = tenantProjectKey(session.tenant);
       const existing = this.statements.findRow.get(projectKey, session.id);
       if (existing?.tenant != null) throw sessionExists(session.id);
-      const usageState = session.usage === undefined ? null : JSON.stringify(session.usage);
+      const usageState = session.usage === undefined ? null : encodeUsageState(session.usage);
       const params = recordParams(session);
       if (existing) {
         return this.statements.adoptRow.get({

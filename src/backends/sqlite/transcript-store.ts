@@ -18,7 +18,7 @@ import {
 } from '../../core/session-key.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
-import { foldAppended, touchesUsage } from '../usage-fold.js';
+import { type StoredFold, touchesUsage, UsageStateCache } from '../usage-fold.js';
 import { SqliteDailyUsage } from './daily-usage.js';
 
 const MAIN = '';
@@ -54,6 +54,8 @@ export class SqliteTranscriptStore implements TranscriptStore {
   private readonly clock: Clock;
   private readonly foldUsage: boolean;
   private readonly daily: SqliteDailyUsage;
+  /** By session row id: the usage state as this process last wrote it, already decoded. */
+  private readonly usageStates = new UsageStateCache();
   private readonly statements;
   private readonly appendTransaction;
   private readonly deleteSessionTransaction;
@@ -120,7 +122,12 @@ export class SqliteTranscriptStore implements TranscriptStore {
     };
 
     this.appendTransaction = db.transaction(
-      (key: SessionKey, entries: TranscriptEntry[], lines: string[], withUsage: boolean) => {
+      (
+        key: SessionKey,
+        entries: TranscriptEntry[],
+        lines: string[],
+        withUsage: boolean,
+      ): { id: string; fold: StoredFold } | undefined => {
         // Look up first: most appends go to an existing session, and a read dirties no page.
         const session: (SessionRow & Partial<UsageSessionRow>) | undefined =
           (withUsage
@@ -152,7 +159,10 @@ export class SqliteTranscriptStore implements TranscriptStore {
                 data: JSON.parse(session.summary),
               };
         const summary = foldSummary(previous, key, inserted, mtime);
-        const usage = withUsage ? foldAppended(session.usage_state ?? null, inserted) : null;
+        const id = String(session.id);
+        const usage = withUsage
+          ? this.usageStates.fold(id, session.usage_state ?? null, inserted)
+          : null;
         if (!usage) {
           this.statements.updateSummary.run(mtime, JSON.stringify(summary.data), session.id);
           return;
@@ -160,13 +170,15 @@ export class SqliteTranscriptStore implements TranscriptStore {
         this.statements.updateSummaryAndUsage.run(
           mtime,
           JSON.stringify(summary.data),
-          JSON.stringify(usage.state),
+          usage.json,
           session.id,
         );
-        // Registered sessions charge their owner's day; the row's tenant says it is one.
+        // Registered sessions charge their owner's day, only when a turn was counted; the row's
+        // tenant says the session is registered.
         if (usage.chargeable && session.tenant != null && session.owner != null) {
           this.daily.charge(session.tenant, session.owner, utcDay(now), usage.delta);
         }
+        return { id, fold: usage };
       },
     );
 
@@ -197,7 +209,9 @@ export class SqliteTranscriptStore implements TranscriptStore {
     const lines = entries.map((entry, i) => serializeEntry(entry, i));
     // A batch with nothing usage reads in it skips the fold, its state and its write entirely.
     const withUsage = this.foldUsage && key.subpath === undefined && touchesUsage(entries);
-    this.appendTransaction.immediate(key, entries, lines, withUsage);
+    const folded = this.appendTransaction.immediate(key, entries, lines, withUsage);
+    // Written: the next append may start from the folded state instead of decoding it again.
+    if (folded) this.usageStates.keep(folded.id, folded.fold);
   }
 
   async load(key: SessionKey): Promise<TranscriptEntry[] | null> {

@@ -638,6 +638,52 @@ export function describeHubConformance(
         expect((await hub.stats(bob)).usage.total.turns).toBe(0);
       });
 
+      test('the day is charged completed turns only: a dead turn shows its tokens on the session alone', async () => {
+        const { hub, backend } = await setup();
+        const { id } = await hub.create(alice);
+        const key = { projectKey: tenantProjectKey('acme'), sessionId: id };
+        const done = syntheticTurn({
+          sessionId: id,
+          tokens: { input: 100, output: 20 },
+          cumulativeCostUsd: 0.01,
+        });
+        await backend.store.append(key, done.entries);
+        // The next turn's process dies after its API call, before it writes a cost-state.
+        const died = syntheticTurn({
+          sessionId: id,
+          parentUuid: done.assistantUuid,
+          tokens: { input: 40, output: 7 },
+        });
+        await backend.store.append(key, died.entries);
+        const during = await hub.get(alice, id);
+        expect(during.usage.turns).toBe(1);
+        expect(during.usage.tokens).toMatchObject({ inputTokens: 140, outputTokens: 27 });
+        expect(during.usage.pendingTokens).toMatchObject({ inputTokens: 40, outputTokens: 7 });
+        const charged = (await hub.stats(acmeAdmin)).usage.total;
+        expect(charged.turns).toBe(1);
+        expect(charged.costUsd).toBeCloseTo(0.01, 9);
+        expect(charged.tokens).toMatchObject({ inputTokens: 100, outputTokens: 20 });
+
+        // The next process restores the SDK's counter from the last cost-state: its turn's
+        // cost-state replaces the pending tokens, and the day gets exactly what it counted.
+        const next = syntheticTurn({
+          sessionId: id,
+          parentUuid: died.assistantUuid,
+          tokens: { input: 50, output: 10 },
+          cumulativeTokens: { input: 150, output: 30 },
+          cumulativeCostUsd: 0.025,
+        });
+        await backend.store.append(key, next.entries);
+        const after = await hub.get(alice, id);
+        expect(after.usage.turns).toBe(2);
+        expect(after.usage.tokens).toMatchObject({ inputTokens: 150, outputTokens: 30 });
+        expect(after.usage.pendingTokens).toMatchObject({ inputTokens: 0, outputTokens: 0 });
+        const total = (await hub.stats(acmeAdmin)).usage.total;
+        expect(total.turns).toBe(2);
+        expect(total.costUsd).toBeCloseTo(0.025, 9);
+        expect(total.tokens).toEqual(after.usage.tokens);
+      });
+
       test('spend stays on the owner and the day it happened, also after the session is gone', async () => {
         const { hub, clock } = await setup();
         const a = await hub.create(alice);
