@@ -28,12 +28,7 @@ import {
 import { LiveSession } from './live-session.js';
 import { repairMirror } from './mirror-repair.js';
 import { Turn, type TurnControl, type TurnOutcome, type TurnStatus } from './turn.js';
-import {
-  counterOfResult,
-  type ProcessCounter,
-  restoredCounter,
-  turnUsageEntry,
-} from './turn-usage.js';
+import { counterOfResult, restoredCounter, turnUsageEntry } from './turn-usage.js';
 import { type PoolTimers, WarmPool, type WarmSession } from './warm-pool.js';
 import { removeLocalTranscripts, type TenantWorkspace, tenantWorkspace } from './workspace.js';
 
@@ -385,7 +380,7 @@ export class Runner {
     } catch (error) {
       const message = (error as Error).message ?? String(error);
       failure = {
-        kind: control.interruptRequested ? 'aborted' : deathKind(message),
+        kind: control.interruptRequested ? 'aborted' : failureKindOfText(message),
         message,
       };
     } finally {
@@ -405,7 +400,7 @@ export class Runner {
     optionsKey: string,
     fence: number,
     admission: { session: SessionRecord; maxBudgetUsd: number | undefined },
-  ): (WarmSession & { restored: ProcessCounter }) | null {
+  ): WarmSession | null {
     const warm = this.pool?.take(sessionId);
     if (!warm) return null;
     const spent = warm.counter.costUsd - warm.counterAtStart.costUsd;
@@ -426,7 +421,7 @@ export class Runner {
       warm.live.kill();
       return null;
     }
-    return { ...warm, restored: warm.counterAtStart };
+    return warm;
   }
 
   /** Starts a process for the session: a first turn, or a cold resume from the store. */
@@ -436,7 +431,7 @@ export class Runner {
     workspace: TenantWorkspace,
     agent: AgentOptions,
     admission: { session: SessionRecord; maxBudgetUsd: number | undefined },
-  ): Promise<WarmSession & { restored: ProcessCounter }> {
+  ): Promise<WarmSession> {
     const key = { projectKey: tenantProjectKey(admission.session.tenant), sessionId };
     const transcript = await store.load(key);
     const restored = restoredCounter(transcript);
@@ -464,7 +459,6 @@ export class Runner {
       counter: restored,
       budgetUsd: admission.maxBudgetUsd,
       counterAtStart: restored,
-      restored,
     };
   }
 
@@ -473,7 +467,7 @@ export class Runner {
    * come) and park it, or let a one-turn process exit so the SDK writes its own cost-state.
    */
   private async settle(
-    process: WarmSession & { restored: ProcessCounter },
+    process: WarmSession,
     ended: AttemptResult,
     sessionId: string,
     store: TranscriptStore,
@@ -620,12 +614,6 @@ function turnStatus(ended: AttemptResult, interrupted: boolean): TurnStatus {
   if (ended.failure.kind === 'budget' || ended.failure.kind === 'max_turns') return 'stopped';
   if (ended.failure.kind === 'aborted') return 'interrupted';
   return 'failed';
-}
-
-/** A process that died: a connection failure is worth a retry, a crash of the CLI is not. */
-function deathKind(message: string): FailureKind {
-  const kind = failureKindOfText(message);
-  return kind === 'unknown' ? 'unknown' : kind;
 }
 
 function parsePrompt(prompt: unknown): string {
