@@ -5,9 +5,14 @@
  *   npm run bench -- --only sqlite,postgres
  *   npm run bench -- --sessions 64    fewer replayed sessions for a quick look
  *   npm run bench -- --suite registry --registry-sessions 20000
+ *   npm run bench -- --suite runner --runner-turns 30
+ *   npm run bench -- --suite service --service-seconds 5
  *
- * Suites: `transcripts` (the stores against the SDK's in-memory store and naive stores) and
- * `registry` (usage folding, list pages and sweeps per backend). Default: both.
+ * Suites: `transcripts` (the stores against the SDK's in-memory store and naive stores),
+ * `registry` (usage folding, list pages and sweeps per backend) and `runner` (turns through the
+ * hub with the real SDK against the mock: cold against warm, memory per warm session, sessions
+ * in parallel) and `service` (the HTTP service under autocannon beside a bare Fastify route).
+ * Default: all four.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,7 +21,9 @@ import { parseArgs } from 'node:util';
 import { type BackendName, openTarget, type TargetName } from './backends.js';
 import { captureTurnBatches } from './capture.js';
 import { benchRegistry, type RegistryFigures } from './registry.js';
-import { fmt } from './stats.js';
+import { benchRunner, type Distribution, type RunnerFigures } from './runner.js';
+import { benchService, type LoadFigures, type ServiceFigures } from './service.js';
+import { fmt, p99Rank } from './stats.js';
 import { type Batch, benchTranscripts, type TranscriptFigures } from './transcripts.js';
 
 const { values } = parseArgs({
@@ -28,9 +35,15 @@ const { values } = parseArgs({
     'registry-sessions': { type: 'string', default: '100000' },
     'file-sessions': { type: 'string', default: '100000' },
     'naive-sessions': { type: 'string', default: '2000' },
+    'runner-turns': { type: 'string', default: '100' },
+    'runner-warm': { type: 'string', default: '8' },
+    'runner-parallel': { type: 'string', default: '20' },
+    'service-connections': { type: 'string', default: '64' },
+    'service-seconds': { type: 'string', default: '10' },
+    'service-turns': { type: 'string', default: '5' },
   },
 });
-const suites = values.suite?.split(',') ?? ['transcripts', 'registry'];
+const suites = values.suite?.split(',') ?? ['transcripts', 'registry', 'runner', 'service'];
 
 const ALL: TargetName[] = [
   'sdk-in-memory',
@@ -51,14 +64,20 @@ const targets = wanted
     )
   : ALL;
 
-console.log('Capturing the append batches of a real 10-turn query() session (mock model)…');
-const captured = (await captureTurnBatches({ turns: 10 })) as Batch[];
-const entryCount = captured.reduce((n, b) => n + b.entries.length, 0);
-console.log(
-  `  ${captured.length} append calls, ${entryCount} entries, ${(
-    captured.reduce((n, b) => n + JSON.stringify(b.entries).length, 0) / 1024
-  ).toFixed(0)} KiB\n`,
-);
+// The store suites replay the append batches of a real session; the runner and service suites
+// need none.
+const storeSuites = suites.includes('transcripts') || suites.includes('registry');
+let captured: Batch[] = [];
+if (storeSuites) {
+  console.log('Capturing the append batches of a real 10-turn query() session (mock model)…');
+  captured = (await captureTurnBatches({ turns: 10 })) as Batch[];
+  const entryCount = captured.reduce((n, b) => n + b.entries.length, 0);
+  console.log(
+    `  ${captured.length} append calls, ${entryCount} entries, ${(
+      captured.reduce((n, b) => n + JSON.stringify(b.entries).length, 0) / 1024
+    ).toFixed(0)} KiB\n`,
+  );
+}
 
 const results: TranscriptFigures[] = [];
 const skipped: string[] = [];
@@ -176,23 +195,240 @@ if (suites.includes('registry')) {
     ]),
   );
 }
+
+let runnerResult: RunnerFigures | null = null;
+if (suites.includes('runner')) {
+  runnerResult = await benchRunner({
+    turns: Number(values['runner-turns']),
+    warmSessions: Number(values['runner-warm']),
+    parallel: Number(values['runner-parallel']),
+    log: (line) => console.log(line),
+  });
+  printRunner(runnerResult);
+}
+
+let serviceResult: ServiceFigures | null = null;
+if (suites.includes('service')) {
+  serviceResult = await benchService({
+    connections: Number(values['service-connections']),
+    seconds: Number(values['service-seconds']),
+    turnsPerConnection: Number(values['service-turns']),
+    log: (line) => console.log(line),
+  });
+  printService(serviceResult);
+}
 for (const reason of skipped) console.log(`skipped ${reason}`);
 
 await mkdir('reports', { recursive: true });
-await writeFile(
-  'reports/bench-transcripts.json',
-  JSON.stringify(
-    {
-      at: new Date().toISOString(),
-      captured: captured.length,
-      results,
-      registry: registryResults,
-      skipped,
-    },
-    null,
-    2,
-  ),
-);
+if (storeSuites) {
+  await writeFile(
+    'reports/bench-transcripts.json',
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        captured: captured.length,
+        results,
+        registry: registryResults,
+        skipped,
+      },
+      null,
+      2,
+    ),
+  );
+}
+if (serviceResult) {
+  await writeFile(
+    'reports/bench-service.json',
+    JSON.stringify({ at: new Date().toISOString(), ...serviceResult }, null, 2),
+  );
+}
+if (runnerResult) {
+  await writeFile(
+    'reports/bench-runner.json',
+    JSON.stringify({ at: new Date().toISOString(), ...runnerResult }, null, 2),
+  );
+}
+
+function printRunner(r: RunnerFigures): void {
+  const n = r.cold.turn.count;
+  const rank = p99Rank(n);
+  console.log(
+    `\nRunner — follow-up turns, hub.send() to turn.done(), the real SDK CLI against the zero-latency mock, SQLite file; ${n} cold (warm pool off: the CLI starts and resumes from the store) and ${n} warm (a session parked in the pool) turns, interleaved, beside the bare model round trip (the request the CLI sent, replayed with fetch). Each p99 rests on ${n} samples (${rank === 1 ? 'the slowest' : `the ${ordinal(rank)} slowest`}). Overhead: turn − model requests per turn × model p50. "to result": until the SDK's result message; "after": the runner's work after it; "CLI": the CLI's own duration_ms. Times in ms.\n`,
+  );
+  const dist = (d: Distribution, digits = 1) => [fmt(d.p50, digits), fmt(d.p99, digits)];
+  printTable(
+    [
+      'turn',
+      'samples',
+      'p50',
+      'p99',
+      'overhead p50',
+      'overhead p99',
+      'to result p50',
+      'after p50',
+      'CLI p50',
+      'model calls',
+      'overhead vs cold',
+    ],
+    [
+      [
+        'model round trip (baseline)',
+        String(r.model.count),
+        ...dist(r.model, 2),
+        '—',
+        '—',
+        '—',
+        '—',
+        '—',
+        '1',
+        '—',
+      ],
+      ...[r.cold, r.warm].map((m) => [
+        m.mode === 'cold' ? 'cold (warm: false)' : 'warm (pool)',
+        String(m.turn.count),
+        ...dist(m.turn),
+        ...dist(m.overhead),
+        fmt(m.toResult.p50, 1),
+        fmt(m.afterResult.p50, 1),
+        fmt(m.cliDuration.p50, 0),
+        String(m.modelRequestsPerTurn),
+        `${((m.overhead.p50 / r.cold.overhead.p50) * 100).toFixed(1)}%`,
+      ]),
+    ],
+  );
+  const ratio = r.warmOverCold * 100;
+  console.log(
+    `\nWarm overhead p50 ${fmt(r.warm.overhead.p50, 1)} ms = ${ratio.toFixed(1)}% of cold ${fmt(r.cold.overhead.p50, 1)} ms (goal ≤ 10%): ${ratio <= 10 ? 'met' : 'NOT met'}.`,
+  );
+
+  const m = r.memory;
+  console.log(
+    `\nMemory of ${m.sessions} warm sessions (each after a first turn and a warm follow-up): the parked CLI processes with their children, PSS (shared pages divided among the processes sharing them) and RSS, from /proc; the hub process's heap after a full GC, minus before. MiB.\n`,
+  );
+  printTable(
+    ['warm sessions', 'processes', 'PSS/session', 'RSS/session', 'PSS total', 'Node heap/session'],
+    [
+      [
+        String(m.sessions),
+        String(m.processes),
+        fmt(m.pssMiBPerSession, 1),
+        fmt(m.rssMiBPerSession, 1),
+        fmt(m.pssMiBTotal, 0),
+        fmt(m.nodeHeapMiBPerSession, 2),
+      ],
+    ],
+  );
+
+  console.log(
+    `\nSessions in parallel on ${r.cores} cores: hub.start() for all at once, then hub.send() of a follow-up to all at once; the warm pool sized for them (maxSessions = sessions), and off. An error is a turn that threw or did not complete. Times in ms (wall in s).\n`,
+  );
+  printTable(
+    ['pool', 'phase', 'sessions', 'errors', 'wall s', 'turns/s', 'p50', 'p99', 'ran warm'],
+    r.parallel.map((p) => [
+      p.pool,
+      p.phase,
+      String(p.sessions),
+      String(p.errors),
+      (p.wallMs / 1000).toFixed(2),
+      p.turnsPerSecond.toFixed(1),
+      ...dist(p.turn, 0),
+      String(p.warmTurns),
+    ]),
+  );
+  for (const p of r.parallel) {
+    for (const error of p.errorSamples) console.log(`  ${p.pool} ${p.phase} error: ${error}`);
+  }
+  const errors = r.parallel.reduce((sum, p) => sum + p.errors, 0);
+  const sessions = r.parallel[0]?.sessions ?? 0;
+  console.log(
+    `\n${sessions} sessions in parallel on ${r.cores} cores: ${errors} errors (goal: none): ${errors === 0 ? 'met' : 'NOT met'}. Runner suite: ${(r.totalMs / 1000).toFixed(0)} s.`,
+  );
+}
+
+function printService(r: ServiceFigures): void {
+  const turnCount = r.turns.responses + r.turns.errors + r.turns.timeouts;
+  console.log(
+    `\nService — autocannon (in a worker thread) at ${r.connections} connections against the real service (SQLite file, mock model, rate limit off) and, as the ceiling, a bare Fastify app's "hello" route in the same process; hello and GET session interleaved, ${r.seconds} s each, twice; the message turn as ${turnCount} POST /v1/sessions/{id}/messages over ${r.connections} warm sessions, one per connection. Latency in ms; % hello: requests/s as a share of the same round's hello; server CPU: the main thread's (both servers') CPU time per response, from /proc (for a turn, without the CLI processes).\n`,
+  );
+  const helloOf = (round: number) =>
+    r.rounds.find((l) => l.target === 'hello' && l.round === round)?.requestsPerSecond ?? NaN;
+  const name = (l: LoadFigures) =>
+    l.target === 'hello'
+      ? 'bare hello (ceiling)'
+      : l.target === 'get-session'
+        ? 'GET /v1/sessions/{id}'
+        : 'POST …/messages (turn)';
+  printTable(
+    [
+      'target',
+      'round',
+      'requests/s',
+      'p50',
+      'p99',
+      'max',
+      'responses',
+      'non-2xx',
+      'errors',
+      '% hello',
+      'server CPU µs/req',
+    ],
+    [...r.rounds, r.turns].map((l) => [
+      name(l),
+      String(l.round),
+      l.requestsPerSecond.toFixed(l.target === 'message-turn' ? 1 : 0),
+      fmt(l.p50, 0),
+      fmt(l.p99, 0),
+      fmt(l.max, 0),
+      String(l.responses),
+      String(l.non2xx),
+      String(l.errors + l.timeouts),
+      l.target === 'message-turn'
+        ? '—'
+        : `${((l.requestsPerSecond / helloOf(l.round)) * 100).toFixed(1)}%`,
+      fmt(l.serverCpuMicrosPerResponse, l.target === 'message-turn' ? 0 : 1),
+    ]),
+  );
+  for (const l of [...r.rounds, r.turns]) {
+    const codes = Object.entries(l.statusCodes).filter(([code]) => !code.startsWith('2'));
+    if (codes.length > 0 || l.timeouts > 0) {
+      console.log(
+        `  ${name(l)} round ${l.round}: ${codes.map(([code, n]) => `${n}× ${code}`).join(', ')}${l.timeouts > 0 ? ` ${l.timeouts} timeouts` : ''}`,
+      );
+    }
+  }
+  const best = r.getOverHelloBest * 100;
+  console.log(
+    `\nGET session at ${r.getOverHelloByRound.map((x) => `${(x * 100).toFixed(1)}%`).join(' and ')} of bare hello by round, best against best ${best.toFixed(1)}% (goal ≥ 50%): ${best >= 50 ? 'met' : 'NOT met'}.`,
+  );
+  const cpuOf = (target: LoadFigures['target'], round: number) =>
+    r.rounds.find((l) => l.target === target && l.round === round)?.serverCpuMicrosPerResponse ??
+    Number.NaN;
+  console.log(
+    `Server CPU per request, GET session against hello: ${[1, 2]
+      .map(
+        (round) =>
+          `round ${round} ${fmt(cpuOf('get-session', round), 1)} against ${fmt(cpuOf('hello', round), 1)} µs (${((cpuOf('hello', round) / cpuOf('get-session', round)) * 100).toFixed(1)}%)`,
+      )
+      .join(
+        ', ',
+      )}; the % is the share of hello's throughput GET would get were the server thread the only limit.`,
+  );
+  console.log(
+    `${r.connections} connections, no errors (no connection error, timeout or non-2xx on the service): ${r.noErrors ? 'met' : 'NOT met'}. Warm sessions before the turn load ${r.warmBefore}, after ${r.warmAfter}; starting the turn sessions took ${(r.turnSetupMs / 1000).toFixed(1)} s. Service suite: ${(r.totalMs / 1000).toFixed(0)} s.`,
+  );
+}
+
+function ordinal(n: number): string {
+  const suffix =
+    n % 10 === 1 && n !== 11
+      ? 'st'
+      : n % 10 === 2 && n !== 12
+        ? 'nd'
+        : n % 10 === 3 && n !== 13
+          ? 'rd'
+          : 'th';
+  return `${n}${suffix}`;
+}
 
 function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) =>

@@ -22,3 +22,8 @@ export async function timed<T>(task: () => Promise<T>): Promise<{ ms: number; va
 export function fmt(ms: number, digits = 2): string {
   return Number.isNaN(ms) ? '—' : ms.toFixed(digits);
 }
+
+/** Which sample, counted from the slowest (1), `percentile(…, 99)` returns for `count` samples. */
+export function p99Rank(count: number): number {
+  return count - Math.max(0, Math.ceil(0.99 * count) - 1);
+}

@@ -16,6 +16,7 @@ export {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   tenantProjectKey,
 } from './backends/registry.js';
 export {
@@ -24,6 +25,13 @@ export {
   SqliteLeaseManager,
   SqliteTranscriptStore,
 } from './backends/sqlite/index.js';
+export {
+  type ApiKeyRecord,
+  type ApiKeyRole,
+  type ApiKeyStore,
+  createApiKey,
+  type NewApiKey,
+} from './core/api-keys.js';
 export {
   BACKEND_URL_FORMS,
   type BackendKind,
@@ -54,6 +62,7 @@ export type {
   SessionStatus,
 } from './core/session-record.js';
 export type { ModelUsage, SessionUsage, TokenUsage } from './core/usage.js';
+export type { EndedSession, HookName, SessionHooks } from './hub/hooks.js';
 export {
   createHub,
   type HubOptions,
@@ -65,7 +74,16 @@ export {
   sessionLeaseResource,
   type TurnAdmission,
 } from './hub/hub.js';
-export type { CreateInput, ExtendInput, ForkInput, StatsInput } from './hub/inputs.js';
+export type {
+  CreateInput,
+  ExtendInput,
+  ForkInput,
+  StatsInput,
+  UpdateInput,
+} from './hub/inputs.js';
 export type { TenantPolicy } from './hub/policies.js';
 export { TenantTranscriptStore } from './hub/scoped-store.js';
 export { SWEEP_LEASE, type SweepOptions, type SweepResult, type Timers } from './hub/sweeper.js';
+export type { AgentOptionName, AgentOptions } from './runner/agent-options.js';
+export type { RunnerOptions, SendOptions, StartOptions } from './runner/runner.js';
+export type { Turn, TurnEvent, TurnOutcome, TurnStatus } from './runner/turn.js';

@@ -1,4 +1,5 @@
 import type { SessionStore } from '@anthropic-ai/claude-agent-sdk';
+import type { ApiKeyStore } from '../core/api-keys.js';
 import type { BackendKind } from '../core/backend-url.js';
 import type { LeaseManager } from '../core/lease.js';
 import type { SessionRegistry } from './registry.js';
@@ -18,6 +19,8 @@ export interface Backend {
   readonly registry: SessionRegistry;
   /** One holder at a time per resource (a session), across every process on this backend. */
   readonly leases: LeaseManager;
+  /** The HTTP service's API keys, shared by every service instance on this backend. */
+  readonly apiKeys: ApiKeyStore;
   /** Releases every connection, file handle and timer the backend opened. Idempotent. */
   close(): Promise<void>;
 }

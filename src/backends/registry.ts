@@ -112,18 +112,24 @@ export interface SessionRegistry {
   dailyUsage(scope: RegistryScope, fromDay: string, toDay: string): Promise<DailyUsage[]>;
   countByStatus(scope: RegistryScope, now: number): Promise<StatusCounts>;
   /**
-   * Marks up to `limit` active sessions whose deadline is at or before `now` as expired, as of
-   * their deadline. Returns how many this call changed: with several sweepers at once, each
-   * session is counted by exactly one.
+   * Marks up to `limit` live (active or failed) sessions whose deadline is at or before `now` as
+   * expired, as of their deadline. Returns the sessions this call changed: with several sweepers
+   * at once, each session is reported by exactly one.
    */
-  expireDue(now: number, limit: number): Promise<number>;
+  expireDue(now: number, limit: number): Promise<SweptSession[]>;
   /**
    * Removes, as remove() does, up to `limit` sessions whose purgeAt is at or before `now` and
    * that are expired, or active and long past their deadline (purgeAt is the deadline plus the
    * retention): a session due for both is deleted at once, never updated first. Returns how many
-   * this call removed.
+   * this call removed, each reported by exactly one caller.
    */
-  purgeDue(now: number, limit: number): Promise<number>;
+  purgeDue(now: number, limit: number): Promise<SweptSession[]>;
+}
+
+/** A session a sweep expired or purged. */
+export interface SweptSession {
+  tenant: string;
+  id: string;
 }
 
 /**

@@ -87,8 +87,9 @@ export class UsageStateCache {
    */
   fold(key: string, json: string | null, inserted: readonly TranscriptEntry[]): StoredFold | null {
     if (!touchesUsage(inserted)) return null;
-    const folded = foldOwned(this.take(key, json), inserted);
-    return { ...folded, json: encodeUsageState(folded.state) };
+    const state = this.take(key, json);
+    const delta = foldUsageInPlace(state, inserted);
+    return { state, delta, chargeable: isChargeable(delta), json: encodeUsageState(state) };
   }
 
   /** The session's state is now stored as `fold.json`. */

@@ -39,6 +39,20 @@ export const ERROR_CODES = [
   'CONFLICT',
   /** A turn could not complete: the model API kept failing, or the SDK process died. */
   'TURN_FAILED',
+  /** The request carries no API key, or one that is malformed, unknown or revoked. */
+  'UNAUTHORIZED',
+  /** The API key made more requests than its rate limit allows; retry after the given time. */
+  'RATE_LIMITED',
+  /** The request body is larger than the service accepts. */
+  'BODY_TOO_LARGE',
+  /** Something named that is not a session (an API key, a file to import) does not exist. */
+  'NOT_FOUND',
+  /** No such route (method and path) in the HTTP API. */
+  'ROUTE_NOT_FOUND',
+  /** The service is shutting down or not ready; try another instance or try again shortly. */
+  'UNAVAILABLE',
+  /** Something unexpected went wrong inside the service; its log has the details. */
+  'INTERNAL',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

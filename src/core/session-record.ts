@@ -65,12 +65,22 @@ export interface ListableSession {
   expiresAt: number | null;
 }
 
-/** Active and past its deadline: the next sweep marks it expired. */
+/**
+ * The statuses whose deadline runs. A failed session (its last turn failed) is still live: it
+ * takes the next turn, and it expires and is purged like an active one.
+ */
+export const LIVE_STATUSES: readonly SessionStatus[] = ['active', 'failed'];
+
+export function isLive(status: SessionStatus): boolean {
+  return status === 'active' || status === 'failed';
+}
+
+/** Live and past its deadline: the next sweep marks it expired. */
 export function isDueToExpire(
   session: Pick<ListableSession, 'status' | 'expiresAt'>,
   now: number,
 ): boolean {
-  return session.status === 'active' && session.expiresAt !== null && session.expiresAt <= now;
+  return isLive(session.status) && session.expiresAt !== null && session.expiresAt <= now;
 }
 
 /**
@@ -82,24 +92,21 @@ export function isDueToPurge(
   now: number,
 ): boolean {
   return (
-    (session.status === 'expired' || session.status === 'active') &&
+    (session.status === 'expired' || isLive(session.status)) &&
     session.purgeAt !== null &&
     session.purgeAt <= now
   );
 }
 
 /**
- * The status as of `now`: an active session whose deadline has passed is expired, whether or
- * not the sweeper has been by to mark it.
+ * The status as of `now`: a live session whose deadline has passed is expired, whether or not
+ * the sweeper has been by to mark it.
  */
 export function effectiveStatus(
   session: Pick<ListableSession, 'status' | 'expiresAt'>,
   now: number,
 ): SessionStatus {
-  if (session.status === 'active' && session.expiresAt !== null && session.expiresAt <= now) {
-    return 'expired';
-  }
-  return session.status;
+  return isDueToExpire(session, now) ? 'expired' : session.status;
 }
 
 export const MAX_TITLE_LENGTH = 200;

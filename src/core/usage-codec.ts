@@ -85,14 +85,33 @@ function sameModels(a: Record<string, ModelUsage>, b: Record<string, ModelUsage>
 
 /** A number as JSON writes it (a state holds finite numbers only, but never write NaN). */
 function num(value: number | null): string {
-  return typeof value === 'number' && Number.isFinite(value) ? String(value) : 'null';
+  return typeof value === 'number' && Number.isFinite(value) ? `${value}` : 'null';
+}
+
+/** Strings JSON writes as they are, between quotes: printable ASCII but `"` and `\`. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * A string (or null) as JSON writes it. Ids, digests and model names are plain ASCII: quoting
+ * them here costs a fraction of a JSON.stringify() call, and every append writes several.
+ */
+function str(value: string | null): string {
+  if (value === null) return 'null';
+  return PLAIN.test(value) ? `"${value}"` : JSON.stringify(value);
+}
+
+function strs(values: readonly string[]): string {
+  let text = '';
+  for (let i = 0; i < values.length; i++)
+    text += `${i === 0 ? '' : ','}${str(values[i] as string)}`;
+  return `[${text}]`;
 }
 
 function modelsText(byModel: Record<string, ModelUsage>): string {
   let text = '';
   for (const model of Object.keys(byModel)) {
     const u = byModel[model] as ModelUsage;
-    text += `${text === '' ? '' : ','}${JSON.stringify(model)}:[${num(u.inputTokens)},${num(
+    text += `${text === '' ? '' : ','}${str(model)}:[${num(u.inputTokens)},${num(
       u.outputTokens,
     )},${num(u.cacheReadInputTokens)},${num(u.cacheCreationInputTokens)},${num(u.costUsd)}]`;
   }
@@ -103,11 +122,28 @@ function pendingText(pending: Record<string, TokenUsage>): string {
   let text = '';
   for (const model of Object.keys(pending)) {
     const t = pending[model] as TokenUsage;
-    text += `${text === '' ? '' : ','}${JSON.stringify(model)}:[${num(t.inputTokens)},${num(
+    text += `${text === '' ? '' : ','}${str(model)}:[${num(t.inputTokens)},${num(
       t.outputTokens,
     )},${num(t.cacheReadInputTokens)},${num(t.cacheCreationInputTokens)}]`;
   }
   return `{${text}}`;
+}
+
+/** Fields the state has beyond the known ones, as `"name":value` JSON members ('' if none). */
+function extraText(state: UsageState): string {
+  const fields = Object.keys(state);
+  // A state has every known field (the encoding below reads them all), so as many fields as
+  // there are known ones means no other.
+  if (fields.length === KNOWN_FIELDS.size) return '';
+  let extra = '';
+  for (const field of fields) {
+    if (KNOWN_FIELDS.has(field)) continue;
+    // As JSON.stringify() does, a field whose value JSON cannot hold (undefined) is left out.
+    const value = JSON.stringify((state as unknown as Record<string, unknown>)[field]);
+    if (value === undefined) continue;
+    extra += `${extra === '' ? '' : ','}${JSON.stringify(field)}:${value}`;
+  }
+  return extra;
 }
 
 /**
@@ -124,22 +160,15 @@ export function encodeUsageState(state: UsageState): string {
       counter.durationMs,
     )},${num(counter.apiDurationMs)},${models}]`;
   }
-  let extra = '';
-  for (const field of Object.keys(state)) {
-    if (KNOWN_FIELDS.has(field)) continue;
-    // As JSON.stringify() does, a field whose value JSON cannot hold (undefined) is left out.
-    const value = JSON.stringify((state as unknown as Record<string, unknown>)[field]);
-    if (value === undefined) continue;
-    extra += `${extra === '' ? '' : ','}${JSON.stringify(field)}:${value}`;
-  }
+  const extra = extraText(state);
   return `{"v":2,"c":[${num(counted.costUsd)},${num(counted.turns)},${num(
     counted.durationMs,
-  )},${num(counted.apiDurationMs)},${counted.hasUnknownModelCost ? 1 : 0},${countedModels}],"k":${counterText},"r":${JSON.stringify(
+  )},${num(counted.apiDurationMs)},${counted.hasUnknownModelCost ? 1 : 0},${countedModels}],"k":${counterText},"r":${strs(
     state.recentCostStates,
-  )},"p":${pendingText(state.pending)},"pi":${JSON.stringify(state.pendingIds)},"ci":${JSON.stringify(
+  )},"p":${pendingText(state.pending)},"pi":${strs(state.pendingIds)},"ci":${strs(
     state.coveredIds,
-  )},"m":[${JSON.stringify(state.lastMessageId)},${num(state.lastMessageAt)}],"cp":${
-    copies === null ? 'null' : `[${JSON.stringify(copies.throughId)},${num(copies.notAfter)}]`
+  )},"m":[${str(state.lastMessageId)},${num(state.lastMessageAt)}],"cp":${
+    copies === null ? 'null' : `[${str(copies.throughId)},${num(copies.notAfter)}]`
   }${extra === '' ? '' : `,"x":{${extra}}`}}`;
 }
 

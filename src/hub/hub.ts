@@ -17,6 +17,7 @@ import {
   type UsageFigures,
   utcDay,
 } from '../core/daily-usage.js';
+import type { TranscriptEntry } from '../core/entries.js';
 import { SessionHubError } from '../core/errors.js';
 import { sessionExpired } from '../core/expiry.js';
 import {
@@ -43,6 +44,7 @@ import {
   type StartOptions,
 } from '../runner/runner.js';
 import type { Turn } from '../runner/turn.js';
+import { callHook, type SessionHooks } from './hooks.js';
 import {
   type CreateInput,
   type ExtendInput,
@@ -56,7 +58,9 @@ import {
   parseStatsInput,
   parseTags,
   parseTitle,
+  parseUpdateInput,
   type StatsInput,
+  type UpdateInput,
 } from './inputs.js';
 import { HubPolicies, type TenantPolicy } from './policies.js';
 import { toRecord } from './records.js';
@@ -79,6 +83,8 @@ export interface HubOptions {
   sweep?: { intervalMs?: number; batchSize?: number };
   /** Called with any error of a background sweep (which then tries again next interval). */
   onSweepError?: (error: unknown) => void;
+  /** Called after every sweep, background or not, with what it did. */
+  onSweep?: (result: SweepResult) => void;
   /** Timer functions for the background sweep; tests inject their own. */
   timers?: Timers;
   /**
@@ -86,6 +92,8 @@ export interface HubOptions {
    * options per hub and tenant, retries, the warm pool. Without it those calls refuse.
    */
   runner?: RunnerOptions;
+  /** Calls into the application as sessions start, take turns, expire and end. */
+  hooks?: SessionHooks;
 }
 
 /** hub.fork's input when it also runs a turn on the new branch. */
@@ -150,6 +158,7 @@ export class SessionHub {
   private readonly ownsBackend: boolean;
   private readonly sweeper: Sweeper;
   private readonly runner: Runner | null;
+  private readonly hooks: SessionHooks | undefined;
   private closed = false;
 
   constructor(options: HubOptions) {
@@ -157,6 +166,7 @@ export class SessionHub {
     this.clock = options.clock ?? systemClock;
     this.ownsBackend = options.ownsBackend ?? false;
     this.policies = new HubPolicies(options);
+    this.hooks = options.hooks;
     this.sweeper = new Sweeper({
       registry: this.backend.registry,
       leases: this.backend.leases,
@@ -165,6 +175,17 @@ export class SessionHub {
       batchSize: options.sweep?.batchSize,
       timers: options.timers,
       onError: options.onSweepError,
+      onSweep: options.onSweep,
+      onSwept: async (action, sessions) => {
+        for (const session of sessions) {
+          this.runner?.dropWarm(session.id);
+          if (action === 'expired') {
+            await callHook(this.hooks, 'onExpiry', { session, reason: 'swept' });
+          } else {
+            await callHook(this.hooks, 'onSessionEnd', { session, reason: 'purged' });
+          }
+        }
+      },
     });
     if (options.sweep?.intervalMs !== undefined) this.sweeper.start(options.sweep.intervalMs);
     this.runner = options.runner ? new Runner(this.runnerHost(), options.runner) : null;
@@ -185,6 +206,36 @@ export class SessionHub {
   /** Warm SDK processes this hub holds right now. */
   get warmSessions(): number {
     return this.runner?.warmSessions ?? 0;
+  }
+
+  /** Interrupts every turn running on this hub (for a shutdown); returns how many. */
+  async interruptAll(): Promise<number> {
+    return (await this.runner?.interruptAll()) ?? 0;
+  }
+
+  /** Turns running on this hub right now. */
+  get runningTurns(): number {
+    return this.runner?.runningTurns ?? 0;
+  }
+
+  /**
+   * Interrupts the session's running turn; it ends as `interrupted` and stays resumable. A turn
+   * on this hub stops at once. A turn on another hub of the backend gets a request that its
+   * runner picks up within a fraction of a second. False when no turn runs on the session.
+   */
+  async interrupt(identity: Identity, sessionId: string): Promise<boolean> {
+    const session = await this.visible(this.caller(identity), parseSessionId(sessionId));
+    if (await this.runner?.interrupt(session.id)) return true;
+    const turn = await this.backend.leases.current(
+      sessionLeaseResource(session.tenant, session.id),
+    );
+    if (!turn) return false;
+    // Addressed to the turn holding the lease now (its fence), so it never stops a later one.
+    await this.backend.leases.acquire(
+      interruptRequestResource(session.tenant, session.id, turn.fence),
+      { holder: this.instanceId, ttlMs: INTERRUPT_REQUEST_MS },
+    );
+    return true;
   }
 
   // ---- creating and reading ----
@@ -228,11 +279,23 @@ export class SessionHub {
     const stored = await this.withOwnerSlot(caller.tenant, owner, () =>
       this.backend.registry.insert(session),
     );
-    return this.present(stored);
+    const record = this.present(stored);
+    await callHook(this.hooks, 'onSessionStart', { session: record, reason: 'created' });
+    return record;
   }
 
   async get(identity: Identity, sessionId: string): Promise<SessionRecord> {
     return this.present(await this.visible(this.caller(identity), parseSessionId(sessionId)));
+  }
+
+  /**
+   * The session's main transcript as stored, oldest entry first ([] before its first turn). An
+   * expired session's can still be read until it is purged.
+   */
+  async transcript(identity: Identity, sessionId: string): Promise<TranscriptEntry[]> {
+    const session = await this.visible(this.caller(identity), parseSessionId(sessionId));
+    const key = { projectKey: tenantProjectKey(session.tenant), sessionId: session.id };
+    return (await this.backend.store.load(key)) ?? [];
   }
 
   async list(identity: Identity, query: unknown = {}): Promise<SessionPage> {
@@ -253,6 +316,25 @@ export class SessionHub {
   }
 
   // ---- changing a record ----
+
+  /**
+   * Sets several fields in one compare-and-set: title, tags and metadata are replaced, expiry
+   * overrides and limits (tenant admins only) are merged over the session's own.
+   */
+  async update(identity: Identity, sessionId: string, input: UpdateInput): Promise<SessionRecord> {
+    const caller = this.caller(identity);
+    const parsed = parseUpdateInput(input);
+    if (parsed.limits !== undefined) assertAdmin(caller, "change a session's limits");
+    return this.mutate(caller, sessionId, (session) => {
+      const patch: SessionPatch = {};
+      if (parsed.title !== undefined) patch.title = parsed.title;
+      if (parsed.tags !== undefined) patch.tags = dedupe(parsed.tags);
+      if (parsed.metadata !== undefined) patch.metadata = parsed.metadata;
+      if (parsed.expiry) patch.expiry = { ...session.expiry, ...parsed.expiry };
+      if (parsed.limits) patch.limits = { ...session.limits, ...parsed.limits };
+      return Object.keys(patch).length === 0 ? null : patch;
+    });
+  }
 
   async rename(
     identity: Identity,
@@ -361,9 +443,11 @@ export class SessionHub {
 
   /** Expires the session now; it is purged once the retention in force has passed. */
   async expire(identity: Identity, sessionId: string): Promise<SessionRecord> {
-    return this.mutate(identity, sessionId, (session, now) => {
+    let changed = false;
+    const record = await this.mutate(identity, sessionId, (session, now) => {
       if (effectiveStatus(session, now) === 'expired') return null;
       const policy = this.policies.expiryFor(session.tenant, session.expiry);
+      changed = true;
       return {
         status: 'expired',
         expiresAt: now,
@@ -371,6 +455,12 @@ export class SessionHub {
         purgeAt: now + policy.retentionMs,
       };
     });
+    if (changed) {
+      this.runner?.dropWarm(record.id);
+      const session = { tenant: record.tenant, id: record.id };
+      await callHook(this.hooks, 'onExpiry', { session, reason: 'expired' });
+    }
+    return record;
   }
 
   /** Deletes the record, the transcript and every subagent transcript. */
@@ -380,6 +470,8 @@ export class SessionHub {
     this.runner?.dropWarm(session.id);
     const removed = await this.backend.registry.remove(session.tenant, session.id);
     if (!removed) throw sessionNotFound(session.id);
+    const ended = { tenant: session.tenant, id: session.id };
+    await callHook(this.hooks, 'onSessionEnd', { session: ended, reason: 'deleted' });
   }
 
   // ---- forks ----
@@ -479,6 +571,9 @@ export class SessionHub {
         await this.backend.store.delete(key).catch(() => {});
         throw error;
       }
+    }).then(async (record) => {
+      await callHook(this.hooks, 'onSessionStart', { session: record, reason: 'forked' });
+      return record;
     });
   }
 
@@ -544,11 +639,22 @@ export class SessionHub {
     };
   }
 
-  /** Records a turn's activity: last-active moves to now, and the idle deadline with it. */
-  async recordActivity(identity: Identity, sessionId: string): Promise<SessionRecord> {
+  /**
+   * Records a turn's activity: last-active moves to now, and the idle deadline with it. A turn
+   * that `failed` marks an active session failed; the next one that does not makes it active
+   * again (a failed session takes turns, and expires, as an active one does).
+   */
+  async recordActivity(
+    identity: Identity,
+    sessionId: string,
+    turn: { failed?: boolean } = {},
+  ): Promise<SessionRecord> {
     return this.mutate(identity, sessionId, (session, now) => {
       this.assertNotExpired(session, now);
-      return { lastActiveAt: Math.max(now, session.lastActiveAt) };
+      const patch: SessionPatch = { lastActiveAt: Math.max(now, session.lastActiveAt) };
+      if (turn.failed === true && session.status === 'active') patch.status = 'failed';
+      if (turn.failed !== true && session.status === 'failed') patch.status = 'active';
+      return patch;
     });
   }
 
@@ -676,7 +782,11 @@ export class SessionHub {
       releaseLease: async (lease) => {
         await this.backend.leases.release(lease);
       },
-      recordActivity: (identity, sessionId) => this.recordActivity(identity, sessionId),
+      recordActivity: (identity, sessionId, turn) => this.recordActivity(identity, sessionId, turn),
+      turnEnded: (outcome) => callHook(this.hooks, 'onTurnEnd', { outcome }),
+      interruptRequested: async (tenant, sessionId, fence) =>
+        (await this.backend.leases.current(interruptRequestResource(tenant, sessionId, fence))) !==
+        null,
       transcriptStore: (identity) => this.transcriptStore(identity),
     };
   }
@@ -814,6 +924,17 @@ export async function openHub(
 export function sessionLeaseResource(tenant: string, sessionId: string): string {
   return `session:${tenant}/${sessionId}`;
 }
+
+/**
+ * A request to interrupt the turn that holds a session's lease at `fence`, left by a hub that
+ * does not run it: the runner that does looks for it while the turn runs.
+ */
+export function interruptRequestResource(tenant: string, sessionId: string, fence: number): string {
+  return `interrupt:${tenant}/${sessionId}/${fence}`;
+}
+
+/** How long an interrupt request stands: longer than any runner takes to look. */
+const INTERRUPT_REQUEST_MS = 60_000;
 
 function ownerFor(caller: Identity, requested: string | undefined): string {
   if (caller.admin !== true) {

@@ -26,7 +26,8 @@ export function parseSessionId(id: unknown): string {
   );
 }
 
-const createSchema = z.strictObject({
+/** The schemas are exported for the HTTP layer, which extends them and documents them. */
+export const createSchema = z.strictObject({
   id: z.string().regex(UUID, 'must be a UUID').optional(),
   owner: nameSchema.optional(),
   title: titleSchema.optional(),
@@ -92,7 +93,7 @@ function parseOverrides(
   return result;
 }
 
-const extendSchema = z.union([
+export const extendSchema = z.union([
   z.strictObject({
     byMs: z.number().int('must be whole milliseconds').positive('must be positive'),
   }),
@@ -106,7 +107,7 @@ export function parseExtendInput(input: unknown): ExtendInput {
   return parseInput(extendSchema, input, 'extension (give { byMs } or { until })');
 }
 
-const forkSchema = z.strictObject({
+export const forkSchema = z.strictObject({
   atMessageUuid: z.string().min(1).max(200).optional(),
   title: titleSchema.optional(),
   tags: tagsSchema.optional(),
@@ -125,6 +126,29 @@ export interface ForkInput {
 
 export function parseForkInput(input: unknown): ForkInput {
   return parseInput(forkSchema, input ?? {}, 'fork');
+}
+
+export const updateSchema = z.strictObject({
+  title: titleSchema.optional(),
+  tags: tagsSchema.optional(),
+  metadata: metadataSchema.optional(),
+  expiry: z.unknown().optional(),
+  limits: z.unknown().optional(),
+});
+
+/** Fields of a session to set at once; tags and metadata are replaced, overrides merged. */
+export interface UpdateInput {
+  title?: string | null;
+  tags?: string[];
+  metadata?: Record<string, unknown>;
+  expiry?: ExpiryOverrides;
+  /** Tenant admins only. */
+  limits?: LimitOverrides;
+}
+
+export function parseUpdateInput(input: unknown): UpdateInput {
+  const { expiry, limits, ...rest } = parseInput(updateSchema, input ?? {}, 'update');
+  return { ...rest, ...parseOverrides(expiry, limits) };
 }
 
 export function parseTitle(input: unknown): string | null {

@@ -1,5 +1,5 @@
 import type { StoredSession } from '../backends/registry.js';
-import { effectiveStatus, type SessionRecord } from '../core/session-record.js';
+import { effectiveStatus, isLive, type SessionRecord } from '../core/session-record.js';
 import { usageTotals } from '../core/usage.js';
 import type { HubPolicies } from './policies.js';
 
@@ -13,7 +13,7 @@ export function toRecord(
   now: number,
 ): SessionRecord {
   const status = effectiveStatus(session, now);
-  const lapsed = status === 'expired' && session.status === 'active';
+  const lapsed = status === 'expired' && isLive(session.status);
   return {
     id: session.id,
     tenant: session.tenant,

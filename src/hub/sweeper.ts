@@ -1,4 +1,4 @@
-import type { SessionRegistry } from '../backends/registry.js';
+import type { SessionRegistry, SweptSession } from '../backends/registry.js';
 import type { Clock } from '../core/clock.js';
 import { SessionHubError } from '../core/errors.js';
 import type { Lease, LeaseManager } from '../core/lease.js';
@@ -29,6 +29,12 @@ export interface SweepOptions {
    * same work twice. Without it a sweep is still correct: each session is expired and purged once.
    */
   exclusive?: boolean;
+  /**
+   * Keep the sweep lease until this long after the sweep began instead of releasing it, so that
+   * no hub on the backend sweeps again sooner (background sweeping: once per interval across
+   * every hub, however many there are).
+   */
+  holdMs?: number;
 }
 
 export interface SweepResult {
@@ -63,6 +69,10 @@ export class Sweeper {
       batchSize?: number;
       timers?: Timers;
       onError?: (error: unknown) => void;
+      /** Told of every sweep that ended, whether it ran or found the lease taken. */
+      onSweep?: (result: SweepResult) => void;
+      /** Told of each batch of sessions a sweep expired or purged, before the next batch. */
+      onSwept?: (action: 'expired' | 'purged', sessions: SweptSession[]) => Promise<void>;
     },
   ) {
     assertCount(options.batchSize, 'sweep batchSize');
@@ -80,7 +90,11 @@ export class Sweeper {
     let lease: Lease | null = null;
     if (options.exclusive !== false) {
       lease = await leases.acquire(SWEEP_LEASE, { holder, ttlMs: SWEEP_LEASE_MS });
-      if (!lease) return { ran: false, expired: 0, purged: 0, now };
+      if (!lease) {
+        const skipped = { ran: false, expired: 0, purged: 0, now };
+        this.options.onSweep?.(skipped);
+        return skipped;
+      }
     }
     const result: SweepResult = { ran: true, expired: 0, purged: 0, now };
     try {
@@ -89,34 +103,60 @@ export class Sweeper {
       // Purging first deletes the sessions already past their retention without updating them
       // first; expiring then marks the rest, and a last purge takes those whose retention is
       // already over too (on backends that only purge what is marked expired).
-      const batches = async (step: (now: number, limit: number) => Promise<number>) => {
+      const batches = async (action: 'expired' | 'purged') => {
         let done = 0;
         for (let batch = 0; batch < maxBatches; batch++) {
-          const count = await step(now, batchSize);
-          done += count;
-          if (count < batchSize) break;
+          const swept =
+            action === 'expired'
+              ? await registry.expireDue(now, batchSize)
+              : await registry.purgeDue(now, batchSize);
+          done += swept.length;
+          if (swept.length > 0) await this.options.onSwept?.(action, swept);
+          if (swept.length < batchSize) break;
           if (lease) lease = await leases.renew(lease);
         }
         return done;
       };
-      result.purged += await batches((at, limit) => registry.purgeDue(at, limit));
-      result.expired += await batches((at, limit) => registry.expireDue(at, limit));
-      if (result.expired > 0) {
-        result.purged += await batches((at, limit) => registry.purgeDue(at, limit));
-      }
+      result.purged += await batches('purged');
+      result.expired += await batches('expired');
+      if (result.expired > 0) result.purged += await batches('purged');
     } finally {
-      if (lease) await leases.release(lease).catch(() => false);
+      if (lease) await this.letGo(lease, options.holdMs, now);
     }
+    this.options.onSweep?.(result);
     return result;
   }
 
-  /** Sweeps every `intervalMs`; a tick while the previous sweep still runs is skipped. */
+  /** Releases the sweep lease, or keeps it until `holdMs` after `startedAt`. */
+  private async letGo(lease: Lease, holdMs: number | undefined, startedAt: number): Promise<void> {
+    const { leases, clock } = this.options;
+    const left = holdMs === undefined ? 0 : startedAt + holdMs - clock.now();
+    if (left > 0) {
+      // Less a little, so this hub's own next tick (one interval later) finds it free.
+      const keepMs = Math.floor(left * 0.9);
+      if (
+        keepMs > 0 &&
+        (await leases.renew(lease, keepMs).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
+    }
+    await leases.release(lease).catch(() => false);
+  }
+
+  /**
+   * Sweeps every `intervalMs`; a tick while the previous sweep still runs is skipped. Across hubs
+   * on one backend, at most one sweep runs per interval: the one that sweeps holds the lease for
+   * most of the interval, and the others' ticks find it taken.
+   */
   start(intervalMs: number): void {
     assertCount(intervalMs, 'the sweep interval (ms)');
     this.stop();
     this.handle = this.timers.setInterval(() => {
       if (this.running) return;
-      this.running = this.sweep()
+      this.running = this.sweep({ holdMs: intervalMs })
         .catch((error: unknown) => this.options.onError?.(error))
         .finally(() => {
           this.running = null;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Options, SDKMessage, SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
 import type { TranscriptStore } from '../backends/backend.js';
 import { tenantProjectKey } from '../backends/registry.js';
+import type { UsageFigures } from '../core/daily-usage.js';
 import type { TranscriptEntry } from '../core/entries.js';
 import { isSessionHubError, SessionHubError } from '../core/errors.js';
 import type { Identity } from '../core/identity.js';
@@ -16,6 +17,7 @@ import {
   retryDelayMs,
 } from '../core/retry.js';
 import type { SessionRecord } from '../core/session-record.js';
+import type { SessionUsage } from '../core/usage.js';
 import type { CreateInput, ForkInput } from '../hub/inputs.js';
 import {
   type AgentOptionName,
@@ -50,15 +52,16 @@ export interface RunnerHost {
   ): Promise<Lease>;
   renewLease(lease: Lease): Promise<Lease>;
   releaseLease(lease: Lease): Promise<void>;
-  recordActivity(identity: Identity, sessionId: string): Promise<SessionRecord>;
+  recordActivity(
+    identity: Identity,
+    sessionId: string,
+    turn: { failed: boolean },
+  ): Promise<SessionRecord>;
+  /** The hub's onTurnEnd hook. */
+  turnEnded(outcome: TurnOutcome): Promise<void>;
+  /** Whether another hub asked to interrupt the turn holding the session's lease at `fence`. */
+  interruptRequested(tenant: string, sessionId: string, fence: number): Promise<boolean>;
   transcriptStore(identity: Identity): TranscriptStore;
-}
-
-export interface RunnerHooks {
-  /** A session was created by `hub.start` (before its first turn runs). */
-  onSessionStart?(event: { session: SessionRecord }): void | Promise<void>;
-  /** A turn ended, however it ended; `outcome.session.usage` holds the updated figures. */
-  onTurnEnd?(event: { outcome: TurnOutcome }): void | Promise<void>;
 }
 
 export interface RunnerOptions {
@@ -76,7 +79,11 @@ export interface RunnerOptions {
   warm?: { maxSessions?: number; idleMs?: number } | false;
   /** How long a turn's lease lasts before it must be renewed (default 60 s; renewed at a third). */
   turnLeaseMs?: number;
-  hooks?: RunnerHooks;
+  /**
+   * How often a running turn looks for an interrupt sent through another hub (default 250 ms);
+   * false: only interrupts on this hub reach its turns.
+   */
+  interruptPollMs?: number | false;
   /**
    * Extra query() options for what sessionhub does not manage (e.g. `pathToClaudeCodeExecutable`
    * or `spawnClaudeCodeProcess`). The runner's own settings win over these.
@@ -108,6 +115,7 @@ export interface StartOptions extends SendOptions {
 }
 
 const DEFAULT_LEASE_MS = 60_000;
+const DEFAULT_INTERRUPT_POLL_MS = 250;
 const DEFAULT_WARM = { maxSessions: 8, idleMs: 5 * 60_000 };
 const MAX_PROMPT_CHARS = 1_000_000;
 const BUSY_POLL_MS = 100;
@@ -137,6 +145,8 @@ export class Runner {
   private readonly leaseMs: number;
   private readonly workspaces = new Map<string, Promise<TenantWorkspace>>();
   private readonly running = new Set<Promise<unknown>>();
+  /** Turns under way on this runner, by session: what interrupt() reaches. */
+  private readonly underWay = new Map<string, TurnControl>();
   private closed = false;
 
   constructor(
@@ -174,7 +184,6 @@ export class Runner {
           ...options.session,
           id: sessionId,
         });
-        await this.options.hooks?.onSessionStart?.({ session });
         return this.runTurn(control, options.identity, session.id, prompt, agent, options.waitMs);
       }),
     );
@@ -206,6 +215,29 @@ export class Runner {
         return this.runTurn(control, options.identity, fork.id, text, agent, options.waitMs);
       }),
     );
+  }
+
+  /**
+   * Interrupts the session's turn if one runs on this runner; false when none does (it ended, or
+   * it runs in another process).
+   */
+  async interrupt(sessionId: string): Promise<boolean> {
+    const control = this.underWay.get(sessionId);
+    if (!control) return false;
+    await control.interrupt();
+    return true;
+  }
+
+  /** Interrupts every turn running on this runner (shutdown); returns how many. */
+  async interruptAll(): Promise<number> {
+    const controls = [...this.underWay.values()];
+    await Promise.all(controls.map((control) => control.interrupt().catch(() => {})));
+    return controls.length;
+  }
+
+  /** Turns running on this runner right now. */
+  get runningTurns(): number {
+    return this.underWay.size;
   }
 
   /** Stops a session's warm process, if it has one (the session was deleted, archived, ...). */
@@ -258,9 +290,18 @@ export class Runner {
     const admission = await this.host.admitTurn(identity, sessionId);
     const lease = await this.acquire(identity, sessionId, waitMs);
     const renewal = this.keepRenewing(lease);
+    const watch = this.watchForInterrupts(
+      control,
+      admission.session.tenant,
+      sessionId,
+      lease.fence,
+    );
+    this.underWay.set(sessionId, control);
     try {
       return await this.attempts(control, identity, admission, lease.fence, prompt, agent, renewal);
     } finally {
+      this.underWay.delete(sessionId);
+      watch.stop();
       renewal.stop();
       await this.host.releaseLease(renewal.current()).catch(() => {});
     }
@@ -320,7 +361,7 @@ export class Runner {
         continue;
       }
       await this.settle(process, ended, sessionId, store, workspace, optionsKey, fence, admission);
-      const session = await this.afterTurn(identity, sessionId);
+      const session = await this.afterTurn(identity, sessionId, status === 'failed');
       const outcome: TurnOutcome = {
         sessionId,
         status,
@@ -332,8 +373,9 @@ export class Runner {
         attempts: attempt,
         warm: warm !== null,
         session,
+        spent: usageSpent(admission.session.usage, session.usage),
       };
-      await this.options.hooks?.onTurnEnd?.({ outcome });
+      await this.host.turnEnded(outcome);
       return outcome;
     }
   }
@@ -541,9 +583,14 @@ export class Runner {
     control.emit({ type: 'sessionhub_mirror_repair', repaired, session_id: sessionId });
   }
 
-  private async afterTurn(identity: Identity, sessionId: string): Promise<SessionRecord> {
+  /** Records the turn on the session: its activity, and whether it failed. */
+  private async afterTurn(
+    identity: Identity,
+    sessionId: string,
+    failed: boolean,
+  ): Promise<SessionRecord> {
     try {
-      return await this.host.recordActivity(identity, sessionId);
+      return await this.host.recordActivity(identity, sessionId, { failed });
     } catch (error) {
       // The session may have expired or been deleted while the turn ran; report what is there.
       if (isSessionHubError(error, 'SESSION_EXPIRED')) return this.host.get(identity, sessionId);
@@ -570,6 +617,51 @@ export class Runner {
   }
 
   /** Renews the turn's lease at a third of its life until stopped. */
+  /** Every `interruptPollMs`, asks the backend whether another hub wants this turn stopped. */
+  private watchForInterrupts(
+    control: TurnControl,
+    tenant: string,
+    sessionId: string,
+    fence: number,
+  ): { stop(): void } {
+    const pollMs = this.options.interruptPollMs ?? DEFAULT_INTERRUPT_POLL_MS;
+    if (pollMs === false) return { stop: () => {} };
+    const { setEvery, clearEvery } = this.intervalTimers();
+    let asking = false;
+    const handle = setEvery(() => {
+      if (asking || control.interruptRequested) return;
+      asking = true;
+      this.host
+        .interruptRequested(tenant, sessionId, fence)
+        .then((requested) => (requested ? control.interrupt() : undefined))
+        // An unreachable backend fails the turn's lease renewal too; nothing to add here.
+        .catch(() => {})
+        .finally(() => {
+          asking = false;
+        });
+    }, pollMs);
+    return { stop: () => clearEvery(handle) };
+  }
+
+  /** setInterval and clearInterval, the injected ones if given; real ones never hold the process. */
+  private intervalTimers(): {
+    setEvery(callback: () => void, ms: number): unknown;
+    clearEvery(handle: unknown): void;
+  } {
+    const timers = this.options.timers;
+    return {
+      setEvery:
+        timers?.setInterval ??
+        ((callback: () => void, ms: number) => {
+          const handle = setInterval(callback, ms);
+          handle.unref();
+          return handle;
+        }),
+      clearEvery:
+        timers?.clearInterval ?? ((handle: unknown) => clearInterval(handle as NodeJS.Timeout)),
+    };
+  }
+
   private keepRenewing(lease: Lease): {
     current(): Lease;
     lost(): boolean;
@@ -577,16 +669,7 @@ export class Runner {
   } {
     let current = lease;
     let lost = false;
-    const timers = this.options.timers;
-    const setEvery =
-      timers?.setInterval ??
-      ((callback: () => void, ms: number) => {
-        const handle = setInterval(callback, ms);
-        handle.unref();
-        return handle;
-      });
-    const clearEvery =
-      timers?.clearInterval ?? ((handle: unknown) => clearInterval(handle as NodeJS.Timeout));
+    const { setEvery, clearEvery } = this.intervalTimers();
     const handle = setEvery(
       () => {
         this.host.renewLease(current).then(
@@ -606,6 +689,21 @@ export class Runner {
       stop: () => clearEvery(handle),
     };
   }
+}
+
+/** The counted figures between two readings of a session's usage (pending tokens left out). */
+function usageSpent(before: SessionUsage, after: SessionUsage): UsageFigures {
+  const counted = (usage: SessionUsage, name: keyof SessionUsage['tokens']) =>
+    usage.tokens[name] - usage.pendingTokens[name];
+  const tokens = {} as SessionUsage['tokens'];
+  for (const name of Object.keys(after.tokens) as Array<keyof SessionUsage['tokens']>) {
+    tokens[name] = Math.max(0, counted(after, name) - counted(before, name));
+  }
+  return {
+    costUsd: Math.max(0, Math.round((after.costUsd - before.costUsd) * 1e9) / 1e9),
+    tokens,
+    turns: Math.max(0, after.turns - before.turns),
+  };
 }
 
 function turnStatus(ended: AttemptResult, interrupted: boolean): TurnStatus {

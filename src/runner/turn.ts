@@ -1,4 +1,5 @@
 import type { SDKMessage, SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
+import type { UsageFigures } from '../core/daily-usage.js';
 import type { FailureKind } from '../core/retry.js';
 import type { SessionRecord } from '../core/session-record.js';
 
@@ -48,6 +49,8 @@ export interface TurnOutcome {
   warm: boolean;
   /** The session's record after the turn: usage, cost, status. */
   session: SessionRecord;
+  /** What this turn added to the session's counted figures (its cost, tokens and turns). */
+  spent: UsageFigures;
 }
 
 /**
@@ -84,6 +87,7 @@ export class Turn implements AsyncIterable<TurnEvent> {
       get interruptRequested() {
         return turnInterrupted();
       },
+      interrupt: () => this.interrupt(),
     };
     const turnInterrupted = () => this.interruptRequested;
     this.outcome = run(control).then(
@@ -155,4 +159,6 @@ export interface TurnControl {
   /** The handler `turn.interrupt()` calls while an attempt runs (null between attempts). */
   onInterrupt(handler: (() => Promise<void>) | null): void;
   readonly interruptRequested: boolean;
+  /** What `turn.interrupt()` does, for whoever holds only the control. */
+  interrupt(): Promise<void>;
 }

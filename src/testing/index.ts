@@ -1,4 +1,10 @@
 export {
+  type ApiKeyConformanceOptions,
+  type ApiKeyStoreUnderTest,
+  describeApiKeyStoreConformance,
+  type OpenApiKeyStore,
+} from './conformance/api-keys.js';
+export {
   describeHubConformance,
   type HubBackendUnderTest,
   type HubConformanceOptions,

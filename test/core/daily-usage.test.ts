@@ -68,11 +68,12 @@ describe('daily usage', () => {
 });
 
 describe('effective status', () => {
-  test('an active session past its deadline is expired; other states keep theirs', () => {
+  test('a live (active or failed) session past its deadline is expired; other states keep theirs', () => {
     expect(effectiveStatus({ status: 'active', expiresAt: 100 }, 99)).toBe('active');
     expect(effectiveStatus({ status: 'active', expiresAt: 100 }, 100)).toBe('expired');
     expect(effectiveStatus({ status: 'active', expiresAt: null }, 1e15)).toBe('active');
-    expect(effectiveStatus({ status: 'failed', expiresAt: 100 }, 200)).toBe('failed');
+    expect(effectiveStatus({ status: 'failed', expiresAt: 100 }, 99)).toBe('failed');
+    expect(effectiveStatus({ status: 'failed', expiresAt: 100 }, 200)).toBe('expired');
     expect(effectiveStatus({ status: 'archived', expiresAt: null }, 200)).toBe('archived');
   });
 });

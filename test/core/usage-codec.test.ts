@@ -90,3 +90,32 @@ describe('usage state codec', () => {
     expect(decodeUsageState(text).counted.byModel[model]?.costUsd).toBe(0.25);
   });
 });
+
+describe('usage state codec: strings', () => {
+  test('strings at the edges of plain ASCII are written as JSON writes them', () => {
+    const edges = [' ', '!', '#', '[', ']', '~', '/', '<', '\u007f', '\u0080', '"', '\\', '\t', ''];
+    const state = emptyUsageState();
+    state.recentCostStates = edges.map((c) => `~a${c}b`);
+    state.pendingIds = edges.map((c) => `msg${c}`);
+    state.coveredIds = [...edges];
+    state.lastMessageId = 'last\u2028id';
+    state.copies = { throughId: 'x"y', notAfter: 5 };
+    state.pending = Object.fromEntries(
+      edges.map((c, i) => [
+        `model${c}`,
+        {
+          inputTokens: i,
+          outputTokens: 1,
+          cacheReadInputTokens: 0,
+          cacheCreationInputTokens: 0,
+        },
+      ]),
+    );
+    const text = encodeUsageState(state);
+    // Each string appears exactly as JSON.stringify() writes it.
+    for (const id of [...state.pendingIds, ...state.coveredIds, state.lastMessageId]) {
+      expect(text).toContain(JSON.stringify(id));
+    }
+    expect(decodeUsageState(text)).toEqual(state);
+  });
+});

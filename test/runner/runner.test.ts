@@ -12,9 +12,10 @@ import type { Backend } from '../../src/backends/backend.js';
 import { openBackend } from '../../src/backends/open.js';
 import type { Identity } from '../../src/core/identity.js';
 import { createHub, type HubOptions, type SessionHub } from '../../src/hub/hub.js';
-import type { TurnEvent } from '../../src/runner/turn.js';
+import type { TurnOutcome } from '../../src/runner/turn.js';
 import { type MockAnthropic, startMockAnthropic } from '../../src/testing/index.js';
-import { messageText, TempDirs } from '../helpers/sdk.js';
+import { conversation, drain, heldReply, mockAgent, rejection } from '../helpers/runner.js';
+import { TempDirs } from '../helpers/sdk.js';
 
 const TIMEOUT = 90_000;
 const alice: Identity = { tenant: 'acme', owner: 'alice' };
@@ -39,16 +40,6 @@ afterAll(async () => {
   await dirs.cleanup();
 });
 
-function mockAgent() {
-  return {
-    env: {
-      ANTHROPIC_BASE_URL: mock.url,
-      ANTHROPIC_API_KEY: 'mock-key',
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-    },
-  };
-}
-
 /** A hub on a fresh SQLite file whose runner talks to the mock; no real waiting between retries. */
 async function makeHub(
   options: Omit<Partial<HubOptions>, 'runner'> & {
@@ -64,7 +55,7 @@ async function makeHub(
     ...rest,
     runner: {
       dataDir,
-      agent: mockAgent(),
+      agent: mockAgent(mock),
       // Retries are recorded, not waited for; waiting for a busy session yields to I/O only.
       sleep: async (ms) => {
         sleeps.push(ms);
@@ -76,50 +67,6 @@ async function makeHub(
   });
   open.push({ hub, backend });
   return { hub, backend, sleeps, dataDir };
-}
-
-/** What a promise rejects with; fails the test if it resolves. */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (error: unknown) => error,
-  );
-}
-
-async function drain(turn: AsyncIterable<TurnEvent>): Promise<TurnEvent[]> {
-  const events: TurnEvent[] = [];
-  for await (const event of turn) events.push(event);
-  return events;
-}
-
-/** The user and assistant texts of a session's transcript, in order. */
-async function conversation(backend: Backend, sessionId: string): Promise<string[]> {
-  const entries =
-    (await backend.store.load({ projectKey: 'sessionhub-tenant:acme', sessionId })) ?? [];
-  return entries
-    .filter((entry) => entry.type === 'user' || entry.type === 'assistant')
-    .map((entry) => `${entry.type}: ${messageText((entry as { message?: unknown }).message)}`)
-    .filter((line) => !line.endsWith(': '));
-}
-
-/** A mock step that answers only when `release()` is called; `reached` resolves when it is asked. */
-function heldReply(text: string) {
-  let release: () => void = () => {};
-  let reached: () => void = () => {};
-  const gate = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  const asked = new Promise<void>((resolve) => {
-    reached = resolve;
-  });
-  const step = async () => {
-    reached();
-    await gate;
-    return text;
-  };
-  return { step, release: () => release(), reached: asked };
 }
 
 describe('turns', () => {
@@ -172,7 +119,7 @@ describe('turns', () => {
       // Another host: its own data directory (so its own CLAUDE_CONFIG_DIR), the same backend.
       const other = createHub({
         backend,
-        runner: { dataDir: await dirs.make('other'), warm: false, agent: mockAgent() },
+        runner: { dataDir: await dirs.make('other'), warm: false, agent: mockAgent(mock) },
       });
       try {
         const first = await hub.start({ identity: alice, prompt: 'One' }).done();
@@ -314,10 +261,15 @@ describe('failures', () => {
       const bad = await hub.send(outcome.sessionId, 'Again', { identity: alice }).done();
       expect(bad).toMatchObject({ status: 'failed', attempts: 1, error: { kind: 'client_error' } });
       expect(sleeps).toEqual([500]);
-      // The session is resumable after the failure.
+      // The failure is on the session; it stays resumable, and a good turn makes it active.
+      expect(bad.session.status).toBe('failed');
+      expect((await hub.list(alice, { status: ['failed'] })).sessions.map((s) => s.id)).toEqual([
+        outcome.sessionId,
+      ]);
       mock.reset();
       const after = await hub.send(outcome.sessionId, 'Once more', { identity: alice }).done();
       expect(after.status).toBe('completed');
+      expect(after.session.status).toBe('active');
     },
     TIMEOUT,
   );
@@ -370,6 +322,8 @@ describe('failures', () => {
       const outcome = await turn.done();
       held.release();
       expect(outcome.status).toBe('failed');
+      expect(outcome.session.status).toBe('failed');
+      expect(outcome.session.usage.turns).toBe(1);
       const again = await hub
         .send(first.sessionId, 'What number did I say?', { identity: alice })
         .done();
@@ -380,6 +334,7 @@ describe('failures', () => {
         'assistant: Mock reply to: Remember 42',
       ]);
       expect(texts.at(-1)).toBe('assistant: Mock reply to: What number did I say?');
+      expect(again.session.status).toBe('active');
     },
     TIMEOUT,
   );
@@ -440,6 +395,90 @@ describe('one turn at a time', () => {
       const after = await waiting.done();
       expect(after.status).toBe('completed');
       expect(after.session.usage.turns).toBe(3);
+    },
+    TIMEOUT,
+  );
+});
+
+describe('many sessions', () => {
+  test(
+    '20 sessions take their first and follow-up turns at once, all completed, none mixed up',
+    async () => {
+      const { hub, backend } = await makeHub({ runner: { warm: { maxSessions: 20 } } });
+      const topics = Array.from({ length: 20 }, (_, i) => `topic ${i}`);
+      const firsts = await Promise.all(
+        topics.map((topic) => hub.start({ identity: alice, prompt: `About ${topic}` }).done()),
+      );
+      expect(firsts.map((o) => o.status)).toEqual(topics.map(() => 'completed'));
+      expect(new Set(firsts.map((o) => o.sessionId)).size).toBe(20);
+      expect(hub.warmSessions).toBe(20);
+      const follows = await Promise.all(
+        firsts.map((first, i) =>
+          hub.send(first.sessionId, `More on ${topics[i]}`, { identity: alice }).done(),
+        ),
+      );
+      expect(follows.map((o) => [o.status, o.warm, o.session.usage.turns])).toEqual(
+        topics.map(() => ['completed', true, 2]),
+      );
+      for (const [i, first] of firsts.entries()) {
+        expect(await conversation(backend, first.sessionId)).toEqual([
+          `user: About ${topics[i]}`,
+          `assistant: Mock reply to: About ${topics[i]}`,
+          `user: More on ${topics[i]}`,
+          `assistant: Mock reply to: More on ${topics[i]}`,
+        ]);
+      }
+    },
+    TIMEOUT * 2,
+  );
+});
+
+describe('hooks', () => {
+  test(
+    'hooks hear of starts, forks, turns with their usage, expiry and deletes; one that throws fails nothing',
+    async () => {
+      const events: string[] = [];
+      const errors: string[] = [];
+      let throwOnce = true;
+      let first: TurnOutcome | undefined;
+      let fork: TurnOutcome | undefined;
+      const { hub } = await makeHub({
+        hooks: {
+          onSessionStart: ({ session, reason }) => {
+            events.push(`start ${reason} ${session.forkedFrom ? 'fork' : 'root'}`);
+          },
+          onTurnEnd: ({ outcome }) => {
+            events.push(`turn ${outcome.status} turns=${outcome.session.usage.turns}`);
+            if (throwOnce) {
+              throwOnce = false;
+              throw new Error('hook broke');
+            }
+          },
+          onExpiry: ({ session, reason }) => {
+            events.push(`expiry ${reason} ${session.id === fork?.sessionId ? 'fork' : '?'}`);
+          },
+          onSessionEnd: ({ session, reason }) => {
+            events.push(`end ${reason} ${session.id === first?.sessionId ? 'root' : '?'}`);
+          },
+          onError: (error, hook) => {
+            errors.push(`${hook}: ${(error as Error).message}`);
+          },
+        },
+      });
+      first = await hub.start({ identity: alice, prompt: 'Hi' }).done();
+      expect(first.status).toBe('completed');
+      fork = await hub.fork(alice, first.sessionId, { prompt: 'Branch' }).done();
+      await hub.expire(alice, fork.sessionId);
+      await hub.delete(alice, first.sessionId);
+      expect(events).toEqual([
+        'start created root',
+        'turn completed turns=1',
+        'start forked fork',
+        'turn completed turns=2',
+        'expiry expired fork',
+        'end deleted root',
+      ]);
+      expect(errors).toEqual(['onTurnEnd: hook broke']);
     },
     TIMEOUT,
   );

@@ -119,7 +119,7 @@ describe('file registry: persistence', () => {
     await first.store.append(key('s1'), turn('s1', 0.75, one.assistantUuid).entries);
     await first.registry.update('acme', 's2', 1, { title: 'Two', tags: ['y', 'z'] });
     clock.advance(2 * DAY);
-    expect(await first.registry.expireDue(clock.now(), 10)).toBe(2);
+    expect(await first.registry.expireDue(clock.now(), 10)).toHaveLength(2);
 
     const before = {
       s1: await first.registry.get('acme', 's1'),
@@ -144,7 +144,7 @@ describe('file registry: persistence', () => {
       await second.registry.dailyUsage({ tenant: 'acme' }, '2026-01-01', '2026-12-31'),
     ).toEqual(before.daily);
     // A sweep after the restart sees every tenant without being asked for one first.
-    expect(await second.registry.expireDue(clock.now(), 10)).toBe(0);
+    expect(await second.registry.expireDue(clock.now(), 10)).toEqual([]);
   });
 
   test('a torn index line loses no earlier record, and the next write cuts it off', async () => {
@@ -395,7 +395,7 @@ describe('file registry: records beside transcripts', () => {
       purgeAt: START + HOUR,
     });
     clock.advance(HOUR);
-    expect(await backend.registry.purgeDue(clock.now(), 10)).toBe(1);
+    expect(await backend.registry.purgeDue(clock.now(), 10)).toHaveLength(1);
     await backend.store.delete(key('doomed-delete'));
     expect(await backend.registry.get('acme', 'doomed-delete')).toBeNull();
 
@@ -490,12 +490,19 @@ describe('file registry: several backends of this process on one folder', () => 
       );
     }
     clock.advance(5 * HOUR);
-    const sweep = async (run: (backend: Backend) => Promise<number>) => {
+    // Every session is reported by exactly one sweeper: the ids never repeat.
+    const sweep = async (run: (backend: Backend) => Promise<Array<{ id: string }>>) => {
+      const seen = new Set<string>();
       const counts = await Promise.all(
         backends.map(async (backend) => {
           let total = 0;
           for (;;) {
-            const n = await run(backend);
+            const swept = await run(backend);
+            for (const { id } of swept) {
+              expect(seen.has(id)).toBe(false);
+              seen.add(id);
+            }
+            const n = swept.length;
             if (n === 0) return total;
             total += n;
           }

@@ -167,7 +167,7 @@ async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
 
 describe.skipIf(!ok)('postgres registry', () => {
   describe('schema', () => {
-    test('a schema at version 2 migrates to 3 and keeps its transcripts, which can then be registered', async () => {
+    test('a schema at version 2 migrates to the newest version and keeps its transcripts, which can then be registered', async () => {
       const pool = newPool();
       const schema = newSchema();
       const s = `"${schema}"`;
@@ -199,7 +199,10 @@ describe.skipIf(!ok)('postgres registry', () => {
         );
       }
 
-      expect(await migratePostgres(pool, schema)).toEqual({ applied: [3] });
+      // Every migration after 2, however many later ones there are.
+      expect(await migratePostgres(pool, schema)).toEqual({
+        applied: POSTGRES_MIGRATIONS.slice(2).map((m) => m.version),
+      });
       const { backend } = await fresh({ pool, schema });
       const key = keyOf('old');
       expect(await backend.store.load(key)).toEqual(old);
@@ -259,11 +262,18 @@ describe.skipIf(!ok)('postgres registry', () => {
       expect(tenantPage).toMatch(/Index (Only )?Scan using transcript_sessions_tenant_created/);
       expect(tenantPage).not.toMatch(/Sort/);
       const due = await plan(
-        `SELECT id FROM ${t} WHERE status = 'active' AND tenant IS NOT NULL AND expires_at <= $1
+        `SELECT id FROM ${t}
+         WHERE status IN ('active', 'failed') AND tenant IS NOT NULL AND expires_at <= $1
          ORDER BY expires_at LIMIT 10`,
         [T0 + 10],
       );
       expect(due).toMatch(/transcript_sessions_expiring/);
+      const purge = await plan(
+        `SELECT id FROM ${t} WHERE status IN ('active', 'failed', 'expired') AND purge_at <= $1
+         ORDER BY purge_at LIMIT 10`,
+        [T0 + 10],
+      );
+      expect(purge).toMatch(/transcript_sessions_purging/);
     });
   });
 
@@ -601,6 +611,7 @@ describe.skipIf(!ok)('postgres registry', () => {
       }
       const now = T0 + 1000;
       const expiredBy = [0, 0, 0];
+      const reported: string[] = [];
       let extended = 0;
       const extend = async (i: number) => {
         const racer = all[i % 3] as Backend;
@@ -615,14 +626,18 @@ describe.skipIf(!ok)('postgres registry', () => {
         ...all.map(async (racer, r) => {
           for (;;) {
             const changed = await racer.registry.expireDue(now, 7);
-            expiredBy[r] = (expiredBy[r] as number) + changed;
-            if (changed === 0) break;
+            expiredBy[r] = (expiredBy[r] as number) + changed.length;
+            reported.push(...changed.map((swept) => swept.id));
+            if (changed.length === 0) break;
           }
         }),
         ...Array.from({ length: n / 3 }, (_, k) => extend(k * 3)),
       ]);
       const expired = expiredBy.reduce((a, b) => a + b, 0);
       expect(expired + extended).toBe(n);
+      // Each expired session is reported once, by the sweeper that expired it.
+      expect(new Set(reported).size).toBe(reported.length);
+      expect(reported).toHaveLength(expired);
       const counts = await backend.registry.countByStatus({ tenant: 'acme' }, now);
       expect(counts.byStatus.expired).toBe(expired);
       expect(counts.byStatus.active).toBe(extended);
@@ -645,12 +660,14 @@ describe.skipIf(!ok)('postgres registry', () => {
         await backend.store.append(keyOf(`p${i}`), turn(`p${i}`, 1));
       }
       const purgedBy = [0, 0, 0];
+      const purgedIds: string[] = [];
       await Promise.all([
         ...all.map(async (racer, r) => {
           for (;;) {
             const removed = await racer.registry.purgeDue(T0 + 1000, 5);
-            purgedBy[r] = (purgedBy[r] as number) + removed;
-            if (removed === 0) break;
+            purgedBy[r] = (purgedBy[r] as number) + removed.length;
+            purgedIds.push(...removed.map((swept) => swept.id));
+            if (removed.length === 0) break;
           }
         }),
         // A process still writing to sessions being purged: its appends land before the purge
@@ -665,6 +682,7 @@ describe.skipIf(!ok)('postgres registry', () => {
         }),
       ]);
       expect(purgedBy.reduce((a, b) => a + b, 0)).toBe(n);
+      expect(new Set(purgedIds)).toEqual(new Set(Array.from({ length: n }, (_, i) => `p${i}`)));
       const { rows } = await pool.query<{ registered: string; orphans: string }>(`
         SELECT
           (SELECT count(*) FROM ${s}.transcript_sessions WHERE tenant IS NOT NULL) AS registered,
@@ -939,8 +957,8 @@ describe.skipIf(!ok)('postgres registry', () => {
       for (const b of both) {
         let expired = 0;
         let purged = 0;
-        for (let n = -1; n !== 0; expired += n) n = await b.registry.expireDue(now, 4);
-        for (let n = -1; n !== 0; purged += n) n = await b.registry.purgeDue(now, 4);
+        for (let n = -1; n !== 0; expired += n) n = (await b.registry.expireDue(now, 4)).length;
+        for (let n = -1; n !== 0; purged += n) n = (await b.registry.purgeDue(now, 4)).length;
         swept.push({
           expired,
           purged,

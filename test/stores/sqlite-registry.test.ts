@@ -149,7 +149,7 @@ describe('sqlite registry: schema', () => {
         tenant: plan(`SELECT * FROM transcript_sessions WHERE tenant = 'a'
           ORDER BY created_at DESC, session_id DESC LIMIT 51`),
         expire: plan(
-          `SELECT id FROM transcript_sessions WHERE status = 'active' AND expires_at <= 1`,
+          `SELECT id FROM transcript_sessions WHERE status IN ('active', 'failed') AND expires_at <= 1`,
         ),
         purge: plan(
           `SELECT id FROM transcript_sessions WHERE status = 'expired' AND purge_at <= 1`,
@@ -226,12 +226,12 @@ describe('sqlite registry: records beside transcripts', () => {
     await backend.registry.update('acme', 'stays', 1, { expiresAt: null });
     expect(await backend.registry.remove('acme', 'gone')).toBe(true);
     expect(await backend.registry.remove('acme', 'gone')).toBe(false);
-    expect(await backend.registry.expireDue(T0 + 10, 100)).toBe(1);
+    expect(await backend.registry.expireDue(T0 + 10, 100)).toHaveLength(1);
     const expired = await backend.registry.get('acme', 'purged');
     expect(expired).toMatchObject({ status: 'expired', expiredAt: T0 + 10, version: 2 });
     await backend.registry.update('acme', 'purged', 2, { purgeAt: T0 + 20 });
-    expect(await backend.registry.purgeDue(T0 + 19, 100)).toBe(0);
-    expect(await backend.registry.purgeDue(T0 + 20, 100)).toBe(1);
+    expect(await backend.registry.purgeDue(T0 + 19, 100)).toEqual([]);
+    expect(await backend.registry.purgeDue(T0 + 20, 100)).toHaveLength(1);
 
     const left = inspect((db) => ({
       sessions: db.prepare('SELECT session_id FROM transcript_sessions').pluck().all(),
@@ -244,8 +244,14 @@ describe('sqlite registry: records beside transcripts', () => {
         .pluck()
         .get(),
       daily: db.prepare('SELECT turns FROM usage_daily').pluck().all(),
+      running: db.prepare('SELECT charge_turns FROM transcript_sessions').pluck().all(),
     }));
-    expect(left).toEqual({ sessions: ['stays'], entries: 0, daily: [3] });
+    // The removed and the purged session's turns moved into usage_daily; the third still runs
+    // in its row (see sqlite/daily-usage.ts).
+    expect(left).toEqual({ sessions: ['stays'], entries: 0, daily: [2], running: [1] });
+    expect(
+      (await backend.registry.dailyUsage({ tenant: 'acme' }, utcDay(T0), utcDay(T0)))[0]?.turns,
+    ).toBe(3);
     expect(await backend.store.load(key('acme', 'purged'))).toBeNull();
     expect(await backend.store.listSubkeys(key('acme', 'gone'))).toEqual([]);
 
@@ -302,9 +308,9 @@ describe('sqlite registry: usage folded in the append', () => {
     await backend.registry.insert(session('s'));
     await backend.store.append(key('acme', 's'), turn('s', 1));
     const before = await backend.registry.get('acme', 's');
-    // A failure at the last step of the transaction: the daily charge.
-    db.exec(`CREATE TEMP TRIGGER fail_charge BEFORE INSERT ON main.usage_daily
-             BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
+    // A failure at the last step of the transaction: the row write that adds the daily charge.
+    db.exec(`CREATE TEMP TRIGGER fail_charge BEFORE UPDATE OF charge_turns
+             ON main.transcript_sessions BEGIN SELECT RAISE(ABORT, 'disk says no'); END`);
     await expect(backend.store.append(key('acme', 's'), turn('s', 2))).rejects.toThrow(
       /disk says no/,
     );
@@ -378,8 +384,8 @@ for (let i = 0; i < Number(increments); i++) {
   }
   result.updates++;
 }
-for (let n; (n = await backend.registry.expireDue(Number(now), 3)) > 0; ) result.expired += n;
-for (let n; (n = await backend.registry.purgeDue(Number(now), 3)) > 0; ) result.purged += n;
+for (let n; (n = (await backend.registry.expireDue(Number(now), 3)).length) > 0; ) result.expired += n;
+for (let n; (n = (await backend.registry.purgeDue(Number(now), 3)).length) > 0; ) result.purged += n;
 await backend.close();
 process.stdout.write(JSON.stringify(result) + '\\n');
 lines.close();
@@ -627,10 +633,11 @@ describe('sqlite registry: agrees with the memory registry', () => {
         for (const backend of both) await backend.store.append(key('acme', id), turn(id, 3));
       }
       await compare();
+      const idsOf = (swept: Array<{ id: string }> | undefined) => swept?.map((s) => s.id).sort();
       const expired = await Promise.all(both.map((b) => b.registry.expireDue(now, 10_000)));
-      expect(expired[1]).toBe(expired[0]);
+      expect(idsOf(expired[1])).toEqual(idsOf(expired[0]));
       const purged = await Promise.all(both.map((b) => b.registry.purgeDue(now + 10_000, 10_000)));
-      expect(purged[1]).toBe(purged[0]);
+      expect(idsOf(purged[1])).toEqual(idsOf(purged[0]));
       await compare();
       for (const id of ids.slice(0, 30)) {
         const removed = await Promise.all(both.map((b) => b.registry.remove('acme', id)));

@@ -4,12 +4,13 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { FileApiKeyStore } from './api-keys.js';
 import { FileFolder } from './folder.js';
 import { FileLeaseManager } from './lease-manager.js';
 import { FileRegistry } from './registry.js';
 import { FileTranscriptStore, type FileTranscriptStoreOptions } from './transcript-store.js';
 
-export { FileLeaseManager, FileRegistry, FileTranscriptStore };
+export { FileApiKeyStore, FileLeaseManager, FileRegistry, FileTranscriptStore };
 export type FileBackendOptions = FileTranscriptStoreOptions;
 
 /**
@@ -39,14 +40,19 @@ export async function createFileBackend(options: FileBackendOptions): Promise<Ba
   }
   const store = new FileTranscriptStore(options, folder);
   const registry = new FileRegistry(folder);
+  // Reads the disk on every call rather than the folder's caches: the CLI adds keys from another
+  // process while the service runs.
+  const apiKeys = new FileApiKeyStore(folder.root, () => folder.fsync);
   let closing: Promise<void> | undefined;
   return {
     kind: 'file',
     store,
     registry,
     leases,
+    apiKeys,
     close() {
       closing ??= (async () => {
+        apiKeys.close();
         registry.close();
         await store.close();
         await leases.close();

@@ -17,6 +17,7 @@ import {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   sessionExists,
   tenantProjectKey,
 } from '../registry.js';
@@ -192,20 +193,20 @@ export class FileRegistry implements SessionRegistry {
    * Tenant by tenant, the due sessions are picked and marked in one write of the tenant's index,
    * under its lock: a session another sweeper marked first is no longer active when picked here.
    */
-  async expireDue(now: number, limit: number): Promise<number> {
+  async expireDue(now: number, limit: number): Promise<SweptSession[]> {
     this.checkOpen();
     await this.folder.readAllTenants();
-    let changed = 0;
+    const changed: SweptSession[] = [];
     const tenants = [...this.folder.catalog.allTenants()].map(([tenant]) => tenant);
     for (const tenant of tenants) {
-      if (changed >= limit) break;
+      if (changed.length >= limit) break;
       await this.folder.writeIndex(tenantProjectKey(tenant), () => {
         // Read inside the lock: the list as it is now, after any remove since the loop began.
         const all = this.folder.catalog.tenant(tenant)?.all;
         if (!all) return [];
         const lines: IndexLine[] = [];
         for (const { id, record } of all.newestFirst()) {
-          if (changed + lines.length >= limit) break;
+          if (changed.length >= limit) break;
           if (!isDueToExpire(record, now)) continue;
           const expired: StoredRecord = {
             ...record,
@@ -214,8 +215,8 @@ export class FileRegistry implements SessionRegistry {
             version: record.version + 1,
           };
           lines.push({ session: id, record: expired });
+          changed.push({ tenant, id });
         }
-        changed += lines.length;
         return lines;
       });
     }
@@ -227,7 +228,7 @@ export class FileRegistry implements SessionRegistry {
    * lock, as remove() does: one that a concurrent sweeper or remove() took first is skipped and
    * not counted. Picks are claimed synchronously, so concurrent calls take different sessions.
    */
-  async purgeDue(now: number, limit: number): Promise<number> {
+  async purgeDue(now: number, limit: number): Promise<SweptSession[]> {
     this.checkOpen();
     await this.folder.readAllTenants();
     const picked: RegisteredSession[] = [];
@@ -239,7 +240,7 @@ export class FileRegistry implements SessionRegistry {
       if (picked.length >= limit) break;
     }
     for (const session of picked) purging.add(session);
-    let purged = 0;
+    const purged: SweptSession[] = [];
     try {
       await inParallel(picked, PURGE_CONCURRENCY, async ({ record }) => {
         const ref = this.ref(record.tenant, record.id);
@@ -248,7 +249,7 @@ export class FileRegistry implements SessionRegistry {
           if (!current?.record || !isDueToPurge(current.record, now)) return false;
           return this.folder.deleteSession(ref);
         });
-        if (removed) purged++;
+        if (removed) purged.push({ tenant: record.tenant, id: record.id });
       });
     } finally {
       for (const session of picked) purging.delete(session);

@@ -1,10 +1,11 @@
 import type { Clock } from '../../core/clock.js';
 import type { Backend } from '../backend.js';
+import { MemoryApiKeyStore } from './api-keys.js';
 import { MemoryLeaseManager } from './lease-manager.js';
 import { MemoryRegistry } from './registry.js';
 import { MemoryData, MemoryTranscriptStore } from './transcript-store.js';
 
-export { MemoryLeaseManager, MemoryRegistry, MemoryTranscriptStore };
+export { MemoryApiKeyStore, MemoryLeaseManager, MemoryRegistry, MemoryTranscriptStore };
 
 export interface MemoryBackendOptions {
   clock?: Clock;
@@ -21,6 +22,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): Backend
     store,
     registry: new MemoryRegistry(data),
     leases: new MemoryLeaseManager(options),
+    apiKeys: new MemoryApiKeyStore(),
     async close() {},
   };
 }

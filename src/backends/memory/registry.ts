@@ -16,6 +16,7 @@ import {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   sessionExists,
   tenantProjectKey,
 } from '../registry.js';
@@ -140,27 +141,27 @@ export class MemoryRegistry implements SessionRegistry {
     return counts;
   }
 
-  async expireDue(now: number, limit: number): Promise<number> {
-    let changed = 0;
+  async expireDue(now: number, limit: number): Promise<SweptSession[]> {
+    const changed: SweptSession[] = [];
     for (const session of this.all()) {
-      if (changed >= limit) break;
+      if (changed.length >= limit) break;
       const r = session.record as Omit<StoredSession, 'usage'>;
       if (!isDueToExpire(r, now)) continue;
       session.record = { ...r, status: 'expired', expiredAt: r.expiresAt, version: r.version + 1 };
-      changed++;
+      changed.push({ tenant: r.tenant, id: r.id });
     }
     return changed;
   }
 
-  async purgeDue(now: number, limit: number): Promise<number> {
-    const due: Array<{ tenant: string; id: string }> = [];
+  async purgeDue(now: number, limit: number): Promise<SweptSession[]> {
+    const due: SweptSession[] = [];
     for (const { record } of this.all()) {
       if (due.length >= limit) break;
       const r = record as StoredSession;
       if (isDueToPurge(r, now)) due.push({ tenant: r.tenant, id: r.id });
     }
     for (const { tenant, id } of due) await this.remove(tenant, id);
-    return due.length;
+    return due;
   }
 }
 

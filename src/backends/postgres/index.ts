@@ -5,6 +5,7 @@ import { type BackendLocation, redactUrl } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { isSessionHubError, SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { PostgresApiKeyStore } from './api-keys.js';
 import { PostgresLeaseManager } from './lease-manager.js';
 import { migratePostgres } from './migrations.js';
 import { PostgresRegistry } from './registry.js';
@@ -12,7 +13,7 @@ import { assertSchemaName } from './sql.js';
 import { PostgresTranscriptStore } from './transcript-store.js';
 
 export { migratePostgres, POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.js';
-export { PostgresLeaseManager, PostgresRegistry, PostgresTranscriptStore };
+export { PostgresApiKeyStore, PostgresLeaseManager, PostgresRegistry, PostgresTranscriptStore };
 
 export interface PostgresBackendOptions {
   /** A node-postgres pool. sessionhub borrows it and leaves it open unless `ownsPool` is set. */
@@ -72,15 +73,18 @@ async function open(options: PostgresBackendOptions, where: string): Promise<Bac
   const store = new PostgresTranscriptStore({ pool, schema, clock, foldUsage });
   const registry = new PostgresRegistry({ pool, schema, cache: store.rowCache });
   const leases = new PostgresLeaseManager({ pool, schema, clock });
+  const apiKeys = new PostgresApiKeyStore({ pool, schema });
   let closing: Promise<void> | undefined;
   return {
     kind: 'postgres',
     store,
     registry,
     leases,
+    apiKeys,
     close() {
       closing ??= (async () => {
         leases.close();
+        apiKeys.close();
         registry.close();
         await store.close();
         if (ownsPool) await pool.end();

@@ -165,6 +165,45 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       ) WITH (fillfactor = 80);
     `,
   },
+  {
+    version: 4,
+    name: 'failed sessions expire',
+    sql: (s) => `
+      -- A failed session (its last turn failed) is live: it expires and is purged like an
+      -- active one. The sweeper's queries name the same statuses as these indexes.
+      DROP INDEX ${s}.transcript_sessions_expiring;
+      CREATE INDEX transcript_sessions_expiring
+        ON ${s}.transcript_sessions (expires_at)
+        WHERE status IN ('active', 'failed') AND tenant IS NOT NULL;
+      DROP INDEX ${s}.transcript_sessions_purging;
+      CREATE INDEX transcript_sessions_purging
+        ON ${s}.transcript_sessions (purge_at)
+        WHERE status IN ('active', 'failed', 'expired');
+    `,
+  },
+  {
+    version: 5,
+    name: 'api keys',
+    sql: (s) => `
+      -- The HTTP service's API keys (see core/api-keys.ts). Only the SHA-256 of the secret is
+      -- stored. Rows are never deleted: a revoked key keeps its row, so its id is never reused
+      -- and listings still show it. Times are epoch ms from the caller, never the server's.
+      CREATE TABLE ${s}.api_keys (
+        id                    text COLLATE "C" PRIMARY KEY,
+        name                  text NOT NULL,
+        tenant                text COLLATE "C" NOT NULL,
+        owner                 text COLLATE "C",
+        role                  text COLLATE "C" NOT NULL
+          CONSTRAINT api_keys_role CHECK (role IN ('user', 'admin')),
+        secret_hash           text COLLATE "C" NOT NULL,
+        rate_limit_per_minute integer,
+        created_at            bigint NOT NULL,
+        revoked_at            bigint
+      );
+      -- A tenant's keys, oldest first (id breaks ties, as in the listing's ORDER BY).
+      CREATE INDEX api_keys_tenant_created ON ${s}.api_keys (tenant, created_at, id);
+    `,
+  },
 ];
 
 /**

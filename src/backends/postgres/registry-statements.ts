@@ -124,7 +124,7 @@ function listSql(
   };
 }
 
-/** The effective-status filter: an active session past its deadline reads as expired. */
+/** The effective-status filter: a live session past its deadline reads as expired. */
 function statusSql(statuses: readonly SessionStatus[], now: () => string): string {
   const wanted = new Set(statuses);
   const any: string[] = [];
@@ -133,14 +133,16 @@ function statusSql(statuses: readonly SessionStatus[], now: () => string): strin
     at ??= now();
     return at;
   };
-  if (wanted.has('active')) {
-    any.push(`(status = 'active' AND (expires_at IS NULL OR expires_at > ${nowParam()}))`);
+  for (const live of ['active', 'failed'] as const) {
+    if (!wanted.has(live)) continue;
+    any.push(`(status = '${live}' AND (expires_at IS NULL OR expires_at > ${nowParam()}))`);
   }
   if (wanted.has('expired')) {
-    any.push(`status = 'expired' OR (status = 'active' AND expires_at <= ${nowParam()})`);
+    any.push(
+      `status = 'expired' OR (status IN ('active', 'failed') AND expires_at <= ${nowParam()})`,
+    );
   }
-  const plain = (['archived', 'failed'] as const).filter((status) => wanted.has(status));
-  if (plain.length > 0) any.push(`status IN (${plain.map((s) => `'${s}'`).join(', ')})`);
+  if (wanted.has('archived')) any.push(`status = 'archived'`);
   return any.length === 0 ? 'false' : `(${any.join(' OR ')})`;
 }
 
@@ -253,11 +255,14 @@ export class RegistryStatements {
         count(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > $2))
           AS active,
         count(*) FILTER (WHERE status = 'archived') AS archived,
-        count(*) FILTER (WHERE status = 'expired' OR (status = 'active' AND expires_at <= $2))
-          AS expired,
-        count(*) FILTER (WHERE status = 'failed') AS failed,
-        count(*) FILTER (WHERE status = 'active' AND expires_at <= $2) AS due_to_expire,
-        count(*) FILTER (WHERE status IN ('active', 'expired') AND purge_at <= $2) AS due_to_purge
+        count(*) FILTER (WHERE status = 'expired'
+          OR (status IN ('active', 'failed') AND expires_at <= $2)) AS expired,
+        count(*) FILTER (WHERE status = 'failed' AND (expires_at IS NULL OR expires_at > $2))
+          AS failed,
+        count(*) FILTER (WHERE status IN ('active', 'failed') AND expires_at <= $2)
+          AS due_to_expire,
+        count(*) FILTER (WHERE status IN ('active', 'failed', 'expired') AND purge_at <= $2)
+          AS due_to_purge
       FROM ${sessions}
       WHERE tenant = $1${ofOwner ? ' AND owner = $3' : ''}`);
     this.countByStatus = countByStatus(false);
@@ -271,7 +276,7 @@ export class RegistryStatements {
     this.expireDue = prepared(`
       WITH due AS MATERIALIZED (
         SELECT ctid FROM ${sessions}
-        WHERE status = 'active' AND tenant IS NOT NULL AND expires_at <= $1
+        WHERE status IN ('active', 'failed') AND tenant IS NOT NULL AND expires_at <= $1
         ORDER BY expires_at
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -280,14 +285,15 @@ export class RegistryStatements {
         status = 'expired',
         expired_at = t.expires_at,
         record_version = t.record_version + 1
-      FROM due WHERE t.ctid = due.ctid`);
+      FROM due WHERE t.ctid = due.ctid
+      RETURNING t.tenant, t.session_id AS id`);
 
     // A purge locks first and deletes in a later statement of the same transaction, as the
     // store's delete does: that statement's snapshot then holds every entry committed for the
     // sessions, and no writer can add one until the commit.
     this.lockDueForPurge = prepared(`
-      SELECT id FROM ${sessions}
-      WHERE status IN ('active', 'expired') AND purge_at <= $1
+      SELECT id AS ref, tenant, session_id AS id FROM ${sessions}
+      WHERE status IN ('active', 'failed', 'expired') AND purge_at <= $1
       ORDER BY purge_at
       LIMIT $2
       FOR UPDATE SKIP LOCKED`);

@@ -11,6 +11,7 @@ import {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   sessionExists,
   tenantProjectKey,
 } from '../registry.js';
@@ -232,32 +233,33 @@ export class PostgresRegistry implements SessionRegistry {
     };
   }
 
-  async expireDue(now: number, limit: number): Promise<number> {
+  async expireDue(now: number, limit: number): Promise<SweptSession[]> {
     this.assertOpen();
-    if (limit <= 0) return 0;
+    if (limit <= 0) return [];
     return withTransaction(this.pool, async (client) => {
       await client.query(QUEUE_PLAN);
-      const { rowCount } = await client.query({ ...this.sql.expireDue, values: [now, limit] });
-      return rowCount ?? 0;
+      const { rows } = await client.query<SweptSession>({
+        ...this.sql.expireDue,
+        values: [now, limit],
+      });
+      return rows;
     });
   }
 
-  async purgeDue(now: number, limit: number): Promise<number> {
+  async purgeDue(now: number, limit: number): Promise<SweptSession[]> {
     this.assertOpen();
-    if (limit <= 0) return 0;
+    if (limit <= 0) return [];
     return withTransaction(this.pool, async (client) => {
       await client.query(QUEUE_PLAN);
-      const { rows } = await client.query<{ id: string }>({
+      const { rows } = await client.query<{ ref: string; tenant: string; id: string }>({
         ...this.sql.lockDueForPurge,
         values: [now, limit],
       });
-      if (rows.length === 0) return 0;
+      if (rows.length === 0) return [];
       await client.query(USUAL_PLAN);
-      const { rowCount } = await client.query({
-        ...this.sql.purge,
-        values: [rows.map((row) => row.id)],
-      });
-      return rowCount ?? 0;
+      // The rows are locked until the commit: the delete takes exactly these.
+      await client.query({ ...this.sql.purge, values: [rows.map((row) => row.ref)] });
+      return rows.map(({ tenant, id }) => ({ tenant, id }));
     });
   }
 }

@@ -4,6 +4,7 @@ import { type BackendLocation, redactUrl } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { RedisApiKeyStore } from './api-keys.js';
 import { isValidPrefix } from './keys.js';
 import { RedisLeaseManager } from './lease-manager.js';
 import { RedisRegistry } from './registry.js';
@@ -11,7 +12,7 @@ import type { RedisClient } from './scripts.js';
 import { RedisTranscriptStore } from './transcript-store.js';
 
 export type { RedisClient };
-export { RedisLeaseManager, RedisRegistry, RedisTranscriptStore };
+export { RedisApiKeyStore, RedisLeaseManager, RedisRegistry, RedisTranscriptStore };
 
 export const DEFAULT_REDIS_PREFIX = 'sessionhub';
 
@@ -66,6 +67,7 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
   });
   const registry = new RedisRegistry(client, prefix, store);
   const leases = new RedisLeaseManager(client, { prefix, clock: options.clock });
+  const apiKeys = new RedisApiKeyStore(client, prefix);
   const ownsClient = options.ownsClient ?? false;
   let closing: Promise<void> | undefined;
   return {
@@ -73,9 +75,11 @@ export async function createRedisBackend(options: RedisBackendOptions): Promise<
     store,
     registry,
     leases,
+    apiKeys,
     close() {
       closing ??= (async () => {
         leases.close();
+        apiKeys.close();
         registry.close();
         await store.close();
         if (ownsClient) await quit(client);

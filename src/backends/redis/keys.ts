@@ -9,7 +9,7 @@
  *     subkeys          HASH   subpath -> name of its LIST key
  *     sub:enc(subpath)      LIST  one subagent transcript
  *     sub:enc(subpath):ids  SET   uuids stored in that transcript
- *     charges          HASH   daily-usage charges not yet known to be applied: stamp -> charge
+ *     charges          HASH   daily-usage records not yet known to be applied: stamp -> record
  *   per project   tag = enc(projectKey)
  *     sessions         ZSET   sessionId scored by mtime (what listSessions returns)
  *     summaries        HASH   sessionId -> SessionSummaryEntry JSON
@@ -21,7 +21,9 @@
  *     reg:forks:enc(parent)  ZSET  the same, for the direct forks of one session
  *     usage:charged    HASH   sessionId -> stamp of the newest charge applied to daily usage
  *     usage:days       ZSET   UTC days with daily usage (score 0, member YYYY-MM-DD)
- *     usage:day:enc(day)     HASH  one day's figures, six fields per owner (see charges.ts)
+ *     usage:day:enc(day)     HASH  one day's figures, six fields per owner (earlier versions)
+ *     usage:spend:enc(owner):enc(day)  HASH  rid -> that registration's total of the day
+ *     usage:owners:enc(day)  SET   owners with a spend HASH that day (see charges.ts)
  *   sweep index   tag = '!sweep' (one for the prefix)
  *     expiring         ZSET   sweep member scored at or before the session's expiresAt
  *     purging          ZSET   sweep member scored at or before the session's purgeAt
@@ -29,13 +31,18 @@
  *   per lease     tag = '#' enc(resource)
  *     lease            HASH    holder, token, fence, exp (absent when free; see lease-manager.ts)
  *     fence            STRING  the resource's fence counter, never expires
+ *   API keys      tag = '$api-keys' (one for the prefix; see api-keys.ts)
+ *     key:enc(id)      HASH    one key's fields; a field that is null is absent
+ *     all              ZSET    every key id, scored by createdAt
+ *     tenant:enc(tenant)     ZSET  the same, for one tenant
  *
  * `enc` keeps [A-Za-z0-9._-] and percent-encodes every other UTF-8 byte, `%` included. So an
  * encoded component never holds ':', '{', '}' or a glob character, which makes every name
  * parse back to exactly one (prefix, tag, suffix): no two keys collide, and the hash tag is
  * always the braces this module wrote (the prefix is refused if it holds braces). The two tag
  * shapes differ by their ':' so a project tag never equals a session tag, and a lease tag starts
- * with '#', the sweep tag with '!', which `enc` never writes, so they equal neither.
+ * with '#', the sweep tag with '!', the API-key tag with '$', which `enc` never writes, so they
+ * equal neither.
  */
 
 const SAFE = /^[A-Za-z0-9._-]*$/;
@@ -93,8 +100,12 @@ export interface ProjectKeys {
   charged: string;
   /** ZSET of the days that have daily usage. */
   days: string;
-  /** HASH of one day's figures per owner. */
+  /** HASH of one day's figures per owner, as earlier versions charged them. */
   day(day: string): string;
+  /** HASH: rid -> the total of that registration of one of the owner's sessions on `day`. */
+  spend(owner: string, day: string): string;
+  /** SET of the owners that have a spend HASH on `day`. */
+  owners(day: string): string;
 }
 
 function transcript(list: string): TranscriptKeys {
@@ -127,6 +138,8 @@ export function projectKeys(prefix: string, projectKey: string): ProjectKeys {
     charged: `${base}usage:charged`,
     days: `${base}usage:days`,
     day: (day) => `${base}usage:day:${encodeComponent(day)}`,
+    spend: (owner, day) => `${base}usage:spend:${encodeComponent(owner)}:${encodeComponent(day)}`,
+    owners: (day) => `${base}usage:owners:${encodeComponent(day)}`,
   };
 }
 
@@ -191,4 +204,26 @@ export interface LeaseKeys {
 export function leaseKeys(prefix: string, resource: string): LeaseKeys {
   const base = `${prefix}:{#${encodeComponent(resource)}}:`;
   return { lease: `${base}lease`, fence: `${base}fence` };
+}
+
+export interface ApiKeyKeys {
+  /** HASH of one key's fields. */
+  key(id: string): string;
+  /** ZSET of every key id, scored by createdAt. */
+  all: string;
+  /** ZSET of one tenant's key ids, scored by createdAt. */
+  tenant(tenant: string): string;
+}
+
+/**
+ * The API keys of every tenant: one slot for the prefix, so one script writes a key and both of
+ * its listings. '$' never comes out of `enc`, so no other tag equals this one.
+ */
+export function apiKeyKeys(prefix: string): ApiKeyKeys {
+  const base = `${prefix}:{$api-keys}:`;
+  return {
+    key: (id) => `${base}key:${encodeComponent(id)}`,
+    all: `${base}all`,
+    tenant: (tenant) => `${base}tenant:${encodeComponent(tenant)}`,
+  };
 }

@@ -1,4 +1,4 @@
-import type { Charge } from './charges.js';
+import type { Charge, Spend } from './charges.js';
 import { projectKeys } from './keys.js';
 import { PUBLISH, type RedisClient, runScript } from './scripts.js';
 
@@ -8,10 +8,12 @@ export interface Publication {
   mtime: number;
   /** The folded summary's JSON; null publishes no summary (charges only). */
   json: string | null;
-  /** The owner the charges go to ('' with no charges). */
+  /** The owner the charges and spends go to ('' with neither). */
   owner: string;
-  /** The session's pending charges, oldest first, to apply to daily usage. */
+  /** Increments earlier versions left pending, oldest first, to add to daily usage. */
   charges: Charge[];
+  /** Totals of the session's registration per day, to publish to daily usage. */
+  spends: Spend[];
 }
 
 interface Pending extends Publication {
@@ -23,7 +25,7 @@ interface Pending extends Publication {
 const MAX_BATCH = 256;
 
 /**
- * Step 2 of main appends: publishes folded summaries and applies pending daily-usage charges,
+ * Step 2 of main appends: publishes folded summaries and daily usage (see charges.ts),
  * one call per project for all the appends that reach this step in the same tick. Replies
  * arrive in bursts under load, so their continuations run back to back and share the call, which
  * saves most of a second command per append on the client and the server. A lone append still
@@ -72,19 +74,33 @@ export class SummaryPublisher {
     const keys = projectKeys(this.prefix, projectKey);
     const scriptKeys = [keys.sessions, keys.summaries, keys.charged, keys.days];
     for (const item of batch) scriptKeys.push(keys.gone(item.sessionId));
-    // Day HASHes follow the gone markers; each charge names its own by position (1-based).
-    const dayIndex = new Map<string, number>();
+    // The HASHes and SETs of daily usage follow the gone markers; each charge and spend names
+    // its own by position (1-based), each key given once.
+    const keyIndex = new Map<string, number>();
+    const indexOf = (key: string): number => {
+      let index = keyIndex.get(key);
+      if (index === undefined) {
+        scriptKeys.push(key);
+        index = scriptKeys.length;
+        keyIndex.set(key, index);
+      }
+      return index;
+    };
     const args: Array<string | number> = [batch.length];
     for (const item of batch) {
       args.push(item.sessionId, item.mtime, item.json ?? '', item.owner, item.charges.length);
       for (const charge of item.charges) {
-        let index = dayIndex.get(charge.day);
-        if (index === undefined) {
-          scriptKeys.push(keys.day(charge.day));
-          index = scriptKeys.length;
-          dayIndex.set(charge.day, index);
-        }
-        args.push(charge.stamp, index, charge.day, ...charge.figures);
+        args.push(charge.stamp, indexOf(keys.day(charge.day)), charge.day, ...charge.figures);
+      }
+      args.push(item.spends.length);
+      for (const spend of item.spends) {
+        args.push(
+          indexOf(keys.spend(item.owner, spend.day)),
+          indexOf(keys.owners(spend.day)),
+          spend.day,
+          spend.rid,
+          spend.value,
+        );
       }
     }
     runScript(this.client, PUBLISH, scriptKeys, args).then(

@@ -52,7 +52,8 @@ return redis.call('HMGET', meta, unpack(${READ_FIELDS_LUA}))
 );
 
 /**
- * A sweeper's arbiter for one session: marks it expired, as of its deadline, if it is active and
+ * A sweeper's arbiter for one session: marks it expired, as of its deadline, if it is live
+ * (active, or failed: its last turn failed) and
  * its deadline is at or before ARGV[1]. Of several sweepers at once exactly one gets 1.
  * KEYS: meta. ARGV: now.
  * Returns { 1 | 0, status, expiresAt, purgeAt } (JSON, as stored after the call), or { -1 }
@@ -65,7 +66,7 @@ local meta = KEYS[1]
 local r = redis.call('HMGET', meta, 'r:version', 'r:status', 'r:expiresAt', 'r:purgeAt')
 if not r[1] then return { -1 } end
 local deadline = tonumber(r[3])
-if r[2] == '"active"' and deadline and deadline <= tonumber(ARGV[1]) then
+if (r[2] == '"active"' or r[2] == '"failed"') and deadline and deadline <= tonumber(ARGV[1]) then
   redis.call('HSET', meta, 'r:status', '"expired"', 'r:expiredAt', r[3],
     'r:version', string.format('%d', tonumber(r[1]) + 1))
   return { 1, '"expired"', r[3], r[4] }

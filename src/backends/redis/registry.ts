@@ -6,6 +6,7 @@ import {
   effectiveStatus,
   isDueToExpire,
   isDueToPurge,
+  isLive,
   type ListableSession,
   matchesQuery,
   type SessionQuery,
@@ -19,10 +20,11 @@ import {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   sessionExists,
   tenantProjectKey,
 } from '../registry.js';
-import { figureFields, parseDay, parseOwnerDay } from './charges.js';
+import { DayFigures, figureFields } from './charges.js';
 import { guardRedis } from './failures.js';
 import {
   LIST_TIME_DIGITS,
@@ -299,16 +301,30 @@ export class RedisRegistry implements SessionRegistry {
         'BYLEX',
       )) as string[];
       const { owner } = scope;
+      // Each day adds its spend HASHes to what earlier versions charged (see charges.ts).
       const rows = await Promise.all(
         days.map(async (day): Promise<DailyUsage[]> => {
+          const figures = new DayFigures(day);
           if (owner !== undefined) {
-            const values = await this.client.hmget(project.day(day), ...figureFields(owner));
-            const row = parseOwnerDay(owner, day, values);
-            return row ? [row] : [];
+            const [fields, spends] = await Promise.all([
+              this.client.hmget(project.day(day), ...figureFields(owner)),
+              this.client.hvals(project.spend(owner, day)),
+            ]);
+            figures.addLegacyOwner(owner, fields);
+            figures.addSpends(owner, spends);
+            return figures.rows();
           }
-          // A flat reply: owner names are data, never object keys.
-          const flat = (await this.client.call('HGETALL', project.day(day))) as string[];
-          return parseDay(day, flat);
+          // Flat replies: owner names are data, never object keys.
+          const [flat, owners] = await Promise.all([
+            this.client.call('HGETALL', project.day(day)) as Promise<string[]>,
+            this.client.smembers(project.owners(day)),
+          ]);
+          figures.addLegacyDay(flat);
+          const spends = await Promise.all(
+            owners.map((name) => this.client.hvals(project.spend(name, day))),
+          );
+          for (const [i, name] of owners.entries()) figures.addSpends(name, spends[i] ?? []);
+          return figures.rows();
         }),
       );
       return rows
@@ -365,12 +381,12 @@ export class RedisRegistry implements SessionRegistry {
     return counts;
   }
 
-  async expireDue(now: number, limit: number): Promise<number> {
+  async expireDue(now: number, limit: number): Promise<SweptSession[]> {
     this.assertOpen();
     return this.guard('expireDue', async () => {
-      let changed = 0;
-      while (changed < limit) {
-        const { token, claimed } = await this.sweep.claim('e', now, limit - changed);
+      const changed: SweptSession[] = [];
+      while (changed.length < limit) {
+        const { token, claimed } = await this.sweep.claim('e', now, limit - changed.length);
         if (claimed.length === 0) break;
         const replies = (await Promise.all(
           claimed.map(({ tenant, id }) =>
@@ -387,8 +403,9 @@ export class RedisRegistry implements SessionRegistry {
           }
           const expiresAt = JSON.parse(expires) as number | null;
           const purgeAt = JSON.parse(purge) as number | null;
-          if (result === 1) changed++;
-          if (result === 0 && status === '"active"' && expiresAt !== null) {
+          if (result === 1) changed.push({ tenant, id });
+          const live = status === '"active"' || status === '"failed"';
+          if (result === 0 && live && expiresAt !== null) {
             // Extended since the hint was written: come back at the new deadline.
             outcomes.push({ member, score: expiresAt });
             return;
@@ -404,12 +421,12 @@ export class RedisRegistry implements SessionRegistry {
     });
   }
 
-  async purgeDue(now: number, limit: number): Promise<number> {
+  async purgeDue(now: number, limit: number): Promise<SweptSession[]> {
     this.assertOpen();
     return this.guard('purgeDue', async () => {
-      let changed = 0;
-      while (changed < limit) {
-        const { token, claimed } = await this.sweep.claim('p', now, limit - changed);
+      const changed: SweptSession[] = [];
+      while (changed.length < limit) {
+        const { token, claimed } = await this.sweep.claim('p', now, limit - changed.length);
         if (claimed.length === 0) break;
         const results = await this.store.remover.removeMany(
           claimed.map(({ tenant, id }) => ({
@@ -424,7 +441,7 @@ export class RedisRegistry implements SessionRegistry {
           const result = results[i];
           // A purged session is out of the sweep index already (the removal took it out).
           if (!result || result.removed) {
-            changed++;
+            changed.push({ tenant, id });
             return;
           }
           const status = result.status === null ? null : (JSON.parse(result.status) as string);
@@ -437,7 +454,7 @@ export class RedisRegistry implements SessionRegistry {
             return;
           }
           outcomes.push({ member, score: null });
-          if (status === 'active' && expiresAt !== null) {
+          if ((status === 'active' || status === 'failed') && expiresAt !== null) {
             hints.push({ tenant, id, expiring: expiresAt, purging: null });
           }
         });
@@ -542,9 +559,9 @@ function hintsBeforeUpdate(tenant: string, id: string, patch: SessionPatch): Swe
   const { status, expiresAt, purgeAt } = patch;
   if (status === undefined && expiresAt === undefined && purgeAt === undefined) return null;
   let expiring: number | null = null;
-  if (status === undefined || status === 'active') {
+  if (status === undefined || isLive(status)) {
     if (expiresAt !== undefined) expiring = expiresAt;
-    else if (status === 'active') expiring = 0;
+    else if (status !== undefined) expiring = 0;
   }
   let purging: number | null = null;
   if (status === undefined || status === 'expired') {

@@ -1,5 +1,5 @@
 import { SessionHubError } from '../../core/errors.js';
-import { parseCharges } from './charges.js';
+import { parsePending, runningStamp, spendOfRunning } from './charges.js';
 import { projectKeys, sessionKeys, sweepKeys, sweepMember } from './keys.js';
 import type { SummaryPublisher } from './publisher.js';
 import { SWEEP_FORGET } from './registry-scripts.js';
@@ -11,7 +11,7 @@ import { DELETE_SESSION, type RedisClient, runScript, UNLIST_SESSIONS } from './
  */
 export const DELETE_FENCE_MS = 24 * 60 * 60 * 1000;
 
-/** Rounds of "apply the pending charges, then delete" before giving up (appends keep racing). */
+/** Rounds of "publish the daily usage, then delete" before giving up (appends keep racing). */
 const MAX_ROUNDS = 16;
 
 export type RemoveMode =
@@ -40,8 +40,8 @@ interface Deleted extends SessionRef {
 }
 
 /**
- * Deletes whole sessions: transcripts and record (their pending charges applied to daily usage first,
- * since deleting never refunds), their project listing, their registration in the tenant's list
+ * Deletes whole sessions: transcripts and record (their daily usage published first, since
+ * deleting never refunds), their project listing, their registration in the tenant's list
  * indexes and their place in the sweep index. Three slots, so three steps; each session's own
  * script decides (whether it existed, whether it is due), the other two follow and are
  * idempotent, so deleting again repairs a delete that stopped half way. Many sessions at once
@@ -59,8 +59,8 @@ export class SessionRemover {
     private readonly prefix: string,
     private readonly publisher: SummaryPublisher,
     /**
-     * Told which session goes: returns the stamps of its pending charges this process knows
-     * are applied, and drops what is cached about it.
+     * Told which session goes: returns the stamps of its pending records and running charge
+     * this process knows are published, and drops what is cached about it.
      */
     private readonly forget: (meta: string) => string[],
   ) {}
@@ -131,7 +131,7 @@ export class SessionRemover {
     return results;
   }
 
-  /** Step 1 for one session, bringing its charges in first when the session says so. */
+  /** Step 1 for one session, publishing its daily usage first when the session says so. */
   private async deleteOne(
     ref: SessionRef,
     how: RemoveMode,
@@ -146,17 +146,20 @@ export class SessionRemover {
         [DELETE_FENCE_MS, how.mode, how.mode === 'purge' ? how.now : '', ...applied],
       )) as Array<string | number | null>;
       if (reply[0] === 2) {
-        // Spend not known to be in daily usage: apply it (at most once), then delete.
-        const charges = parseCharges(reply.slice(2) as string[]);
-        const owner = reply[1] ? (JSON.parse(reply[1] as string) as string) : '';
+        // Spend not known to be in daily usage: publish it (it counts once), then delete.
+        const [, owner, rid, running] = reply as [2, string, string, string];
+        const pending = parsePending(reply.slice(4) as string[]);
+        const spends = pending.spends;
+        if (running !== '' && rid !== '') spends.push(spendOfRunning(running, JSON.parse(rid)));
         await this.publisher.publish(ref.projectKey, {
           sessionId: ref.sessionId,
           mtime: 0,
           json: null,
-          owner,
-          charges,
+          owner: owner ? (JSON.parse(owner) as string) : '',
+          charges: pending.charges,
+          spends,
         });
-        applied = charges.map((charge) => charge.stamp);
+        applied = running === '' ? pending.stamps : [...pending.stamps, runningStamp(running)];
         continue;
       }
       if (reply[0] === 0) {

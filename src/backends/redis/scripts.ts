@@ -106,10 +106,10 @@ end
  * ARGV: 1-3 sm, sw, summary of a fold this process has not offered yet ('', '', '' if none);
  * 4 the sm of the fold this process already holds ('' if none); 5 '1' when the append folds
  * usage, else ''; 6 the usage token the fold started from ('' = no state yet); 7 the flags the
- * fold assumed; 8 the folded usage state JSON ('' = unchanged); 9 its new token; 10 the charge
- * ('' = nothing to charge; see charges.ts); 11 how many stamps follow: pending charges this
- * process saw applied, to forget; then those stamps; then uuid1, json1, uuid2, json2, ...
- * ('' = no uuid).
+ * fold assumed; 8 the folded usage state JSON ('' = unchanged); 9 its new token; 10 the
+ * session's running charge after the fold, without its stamp ('' = nothing to charge; see
+ * charges.ts); 11 how many stamps follow: pending records this process saw applied, to forget;
+ * then those stamps; then uuid1, json1, uuid2, json2, ... ('' = no uuid).
  *
  * The offered fold becomes the session's fold base if it belongs to this incarnation of the
  * session (born <= sm <= mtime: not from before a delete) and is newer than the stored base.
@@ -119,25 +119,28 @@ end
  * Usage (ARGV[5] = '1'): the caller folded the entries it expected to be stored onto the state
  * it last saw. The script stores nothing unless the state is still that one (same token) and
  * the entries it would store are exactly those (same flags); otherwise it returns
- * { 0, flags, token, state } and the caller folds again. So the state written with the entries
- * is always a fold of exactly the entries stored, and a retried batch (its entries now
- * duplicates) folds nothing twice. A chargeable fold of a registered session (one with a
- * record) leaves a pending charge under the append's mtime, in the same write.
+ * { 0, flags, token, state, running charge } and the caller folds again. So the state written
+ * with the entries is always a fold of exactly the entries stored, and a retried batch (its
+ * entries now duplicates) folds nothing twice. A chargeable fold of a registered session (one
+ * with a record) writes its running charge, stamped with the append's mtime, in the same HSET
+ * as the state, which the token also vouches for; a running charge of another day is set aside
+ * as a pending record in `charges` first.
  *
- * Returns { 1, mtime, length, sw, sm, sum, flags, owner, charges, unfolded... }: the session's
- * mtime and main length after the write, the fold base (sw = entries it covers, sm = its mtime,
- * sum = its JSON, nil when there is none or the caller already holds that fold), one '1'/'0'
- * per argument entry (stored or skipped as duplicate), the record's owner (JSON, nil without a
- * record), the pending charges ({ stamp1, charge1, ... }), then the stored entries in [sw, first
- * position of this batch) that the base does not cover. With the batch itself, those are
- * exactly what the caller must fold to bring the summary to `length`.
+ * Returns { 1, mtime, length, sw, sm, sum, flags, owner, pending, rid, running, unfolded... }:
+ * the session's mtime and main length after the write, the fold base (sw = entries it covers,
+ * sm = its mtime, sum = its JSON, nil when there is none or the caller already holds that
+ * fold), one '1'/'0' per argument entry (stored or skipped as duplicate), the record's owner and
+ * rid (JSON, nil without a record), the pending records ({ stamp1, record1, ... }), the running
+ * charge (nil if none), then the stored entries in [sw, first position of this batch) that the
+ * base does not cover. With the batch itself, those are exactly what the caller must fold to
+ * bring the summary to `length`.
  */
 export const APPEND_MAIN = lua(
   'append_main',
   `${NEXT_MTIME}${APPEND_FRESH}
 local meta, list, charges = KEYS[1], KEYS[2], KEYS[4]
 local m = redis.call('HMGET', meta, 'mtime', 'born', 'floor', 'sw', 'sm', 'sum', 'ut', 'r:version',
-  'r:owner')
+  'r:owner', 'r:rid', 'dc')
 local mtime, floor = tonumber(m[1]), tonumber(m[3])
 local sw, sm, sum = tonumber(m[4]) or 0, m[5], m[6]
 if ARGV[1] ~= '' then
@@ -152,11 +155,13 @@ local fresh, added, flags = select_fresh(KEYS[3], 12 + forget)
 if ARGV[5] == '1' then
   local token = m[7] or ''
   if token ~= ARGV[6] or flags ~= ARGV[7] then
-    return { 0, flags, token, redis.call('HGET', meta, 'usage') or '' }
+    local now = redis.call('HMGET', meta, 'usage', 'dc')
+    return { 0, flags, token, now[1] or '', now[2] or '' }
   end
 end
 local start = redis.call('LLEN', list)
 local stored = store_fresh(list, KEYS[3], fresh, added)
+local running = m[11]
 if stored > 0 then
   -- floor, left by a delete, keeps a re-created session's mtimes above the old session's.
   local stamp = next_mtime(math.max(mtime or 0, floor or 0))
@@ -172,15 +177,26 @@ if stored > 0 then
   end
   mtime = stamp
   if ARGV[5] == '1' and ARGV[8] ~= '' then
-    redis.call('HSET', meta, 'usage', ARGV[8], 'ut', ARGV[9])
+    -- Only a registered session (one with a record) is charged.
+    if ARGV[10] ~= '' and m[8] then
+      if running then
+        -- A turn counted on another day: that day's total waits in charges until published.
+        local was, day, figures = string.match(running, '^(%d+) (%S+) (.*)$')
+        if day ~= string.match(ARGV[10], '^%S+') then
+          redis.call('HSET', charges, was, 's ' .. (m[10] or '""') .. ' ' .. day .. ' ' .. figures)
+        end
+      end
+      running = text .. ' ' .. ARGV[10]
+      redis.call('HSET', meta, 'usage', ARGV[8], 'ut', ARGV[9], 'dc', running)
+    else
+      redis.call('HSET', meta, 'usage', ARGV[8], 'ut', ARGV[9])
+    end
   end
-  -- Only a registered session (one with a record) is charged.
-  if ARGV[10] ~= '' and m[8] then redis.call('HSET', charges, text, ARGV[10]) end
 end
 if forget > 0 then redis.call('HDEL', charges, unpack(ARGV, 12, 11 + forget)) end
 if sm == ARGV[4] then sum = false end
 local reply = { 1, mtime or 0, start + stored, sw, tonumber(sm) or 0, sum, flags, m[9],
-  redis.call('HGETALL', charges) }
+  redis.call('HGETALL', charges), m[10], running }
 if sw < start then
   local unfolded = redis.call('LRANGE', list, sw, start - 1)
   for i = 1, #unfolded do reply[#reply + 1] = unfolded[i] end
@@ -205,26 +221,30 @@ return stored
 );
 
 /**
- * Step 2: publishes sessions' mtimes and summaries to their project's indexes, and applies their
- * pending daily-usage charges. For each (sessionId, mtime, summary) the mtime and the summary are
- * written together, and only if newer than what is listed and than a recent delete of that
- * session (its gone marker). The same keep-the-newest rule as the fold base, so publishes may
- * arrive in any order, and the appends of one project that reach this step together share one
- * call.
+ * Step 2: publishes sessions' mtimes and summaries to their project's indexes, and their daily
+ * usage. For each (sessionId, mtime, summary) the mtime and the summary are written together,
+ * and only if newer than what is listed and than a recent delete of that session (its gone
+ * marker). The same keep-the-newest rule as the fold base, so publishes may arrive in any
+ * order, and the appends of one project that reach this step together share one call.
  *
- * Charges come oldest first and are applied only if their stamp is above the session's mark in
- * `charged` (the newest stamp applied) and its gone marker (see charges.ts).
+ * Spends (a registration's total of a day, see charges.ts) follow the same rule: a field of the
+ * owner's spend HASH of the day is set only if the value's stamp is above the one there; a new
+ * field also enters the owner in the day's owners SET and the day in `days`. Charges (the
+ * increments earlier versions left pending) come oldest first and are added only if their stamp
+ * is above the session's mark in `charged` (the newest stamp applied) and its gone marker.
  *
- * KEYS: sessions, summaries, charged, days, one gone marker per session, then the day HASHes
- * the charges name.
+ * KEYS: sessions, summaries, charged, days, one gone marker per session, then the HASHes and
+ * SETs the charges and spends name.
  * ARGV: session count, then per session: sessionId, mtime, summary ('' = none), owner, charge
- * count, then per charge: stamp, KEYS index of its day HASH, day, and its six figures.
+ * count, then per charge: stamp, KEYS index of its day HASH, day, and its six figures; then
+ * spend count, then per spend: KEYS index of its spend HASH, KEYS index of its owners SET, day,
+ * rid, value (stamp and six figures).
  */
 export const PUBLISH = lua(
   'publish',
   `
 local fields = { 'c:', 't:', 'i:', 'o:', 'r:', 'w:' }
-local at, published, days = 2, 0, {}
+local at, published, days, listed = 2, 0, {}, {}
 for i = 1, tonumber(ARGV[1]) do
   local id, text, json, owner = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local count = tonumber(ARGV[at + 4])
@@ -256,6 +276,23 @@ for i = 1, tonumber(ARGV[1]) do
     end
     if newest then redis.call('HSET', KEYS[3], id, newest) end
   end
+  for s = 1, tonumber(ARGV[at]) do
+    local spend, owners = KEYS[tonumber(ARGV[at + 1])], KEYS[tonumber(ARGV[at + 2])]
+    local day, rid, value = ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+    at = at + 5
+    local held = redis.call('HGET', spend, rid)
+    if not held then
+      redis.call('HSET', spend, rid, value)
+      redis.call('SADD', owners, owner)
+      if not listed[day] then
+        redis.call('ZADD', KEYS[4], 'NX', 0, day)
+        listed[day] = true
+      end
+    elseif tonumber(string.match(held, '^%d+')) < tonumber(string.match(value, '^%d+')) then
+      redis.call('HSET', spend, rid, value)
+    end
+  end
+  at = at + 1
 end
 return published
 `,
@@ -269,18 +306,22 @@ return published
  * marker, and folds of the old transcript fail `born`. The subagent LIST names come from the
  * subkeys HASH; they share this session's hash tag, so the script stays on one slot.
  *
- * Nothing is deleted while charges are pending (not known to be applied to daily usage): the
- * script returns them instead, and the caller applies them and calls again naming their stamps
- * to forget. Deleting never drops spend.
+ * Nothing is deleted while daily usage is not known to be published (see charges.ts): pending
+ * records, or a running charge whose stamp the caller does not name. The script returns them
+ * instead, and the caller publishes them and calls again naming their stamps. Deleting never
+ * drops spend.
  *
  * KEYS: meta, main list, main ids, subkeys, charges.
  * ARGV: fence ms; mode: 'any' (the store's delete), 'record' (only if a record exists: the
  * registry's remove) or 'purge' (only if the record is expired and its purgeAt is at or before
- * ARGV[3], and no fence is left); now, for 'purge'; then stamps of charges known applied.
+ * ARGV[3], and no fence is left); now, for 'purge'; then stamps of records and of the running
+ * charge known published.
  * Returns one of
  *   { 0, status, expiresAt, purgeAt }   not deleted: no record ('record', 'purge'; status nil)
  *                                       or not due ('purge')
- *   { 2, owner, stamp1, charge1, ... }  not deleted: charges pending
+ *   { 2, owner, rid, running, stamp1, record1, ... }
+ *                                       not deleted: daily usage to publish (owner and rid JSON,
+ *                                       running '' if none or named)
  *   { 1, existed, stamp, rid, tenant }  deleted; rid and tenant (JSON) nil without a record
  */
 export const DELETE_SESSION = lua(
@@ -289,7 +330,7 @@ export const DELETE_SESSION = lua(
 local meta, charges, mode = KEYS[1], KEYS[5], ARGV[2]
 if #ARGV > 3 then redis.call('HDEL', charges, unpack(ARGV, 4)) end
 local r = redis.call('HMGET', meta, 'r:version', 'r:status', 'r:expiresAt', 'r:purgeAt', 'r:rid',
-  'r:tenant', 'r:owner', 'mtime', 'floor')
+  'r:tenant', 'r:owner', 'mtime', 'floor', 'dc')
 if mode ~= 'any' then
   if not r[1] then return { 0 } end
   if mode == 'purge' then
@@ -300,7 +341,19 @@ if mode ~= 'any' then
   end
 end
 local pending = redis.call('HGETALL', charges)
-if #pending > 0 then
+local running = r[10] or ''
+if running ~= '' then
+  local stamp = string.match(running, '^%d+')
+  for i = 4, #ARGV do
+    if ARGV[i] == stamp then
+      running = ''
+      break
+    end
+  end
+end
+if #pending > 0 or running ~= '' then
+  table.insert(pending, 1, running)
+  table.insert(pending, 1, r[5] or '')
   table.insert(pending, 1, r[7] or '')
   table.insert(pending, 1, 2)
   return pending

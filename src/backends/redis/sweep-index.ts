@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { SessionStatus } from '../../core/session-record.js';
+import { isLive, type SessionStatus } from '../../core/session-record.js';
 import { parseSweepMember, sweepKeys, sweepMember } from './keys.js';
 import { SWEEP_CLAIM, SWEEP_FINISH, SWEEP_HINT } from './registry-scripts.js';
 import { type RedisClient, runScript } from './scripts.js';
@@ -12,7 +12,7 @@ const CLAIM_MS = 60_000;
 
 export type SweepKind = 'e' | 'p';
 
-/** Where a session should sit in the sweep index: its deadline while active, its purge once expired. */
+/** Where a session should sit in the sweep index: its deadline while live, its purge once expired. */
 export interface SweepHint {
   tenant: string;
   id: string;
@@ -45,7 +45,7 @@ export function hintsOf(record: {
   return {
     tenant: record.tenant,
     id: record.id,
-    expiring: record.status === 'active' ? record.expiresAt : null,
+    expiring: isLive(record.status) ? record.expiresAt : null,
     purging: record.status === 'expired' ? record.purgeAt : null,
   };
 }

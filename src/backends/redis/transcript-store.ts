@@ -17,9 +17,16 @@ import { encodeUsageState } from '../../core/usage-codec.js';
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
 import { type StoredFold, touchesUsage, UsageStateCache } from '../usage-fold.js';
-import { type Charge, chargePayload, parseCharges } from './charges.js';
+import {
+  nextRunning,
+  type Pending,
+  parsePending,
+  runningStamp,
+  type Spend,
+  spendOfRunning,
+} from './charges.js';
 import { guardRedis } from './failures.js';
-import { projectKeys, sessionKeys } from './keys.js';
+import { projectKeys, type SessionKeys, sessionKeys } from './keys.js';
 import { SummaryPublisher } from './publisher.js';
 import { SessionRemover } from './removal.js';
 import { APPEND_MAIN, APPEND_SUB, DELETE_SUB, type RedisClient, runScript } from './scripts.js';
@@ -46,8 +53,12 @@ interface UsageSeen {
   token: string;
   /** The state as stored (JSON): the fold parses it into a fresh object it may change. */
   state: string | null;
-  /** Stamps of pending charges this process applied; its next append has them forgotten. */
+  /** Stamps of pending records this process published; its next append has them forgotten. */
   applied: string[];
+  /** The running charge as stored with that state (the token vouches for it too); null: none. */
+  running: string | null;
+  /** The stamp of the newest running charge this process published ('' if none). */
+  published: string;
 }
 
 /** A summary folded by this process: a fold of the first `covers` main entries. */
@@ -62,6 +73,8 @@ interface Fold {
 
 /** What step 1 of a main append saw, atomically with its write. */
 export interface MainWrite {
+  /** The session's meta key. */
+  meta: string;
   /** mtime of the append that stored the last main entry (0 if there is none). */
   mtime: number;
   /** Entries in the main transcript right after the write. */
@@ -75,10 +88,13 @@ export interface MainWrite {
   unfolded: string[];
   /** This batch's entries that were stored (not duplicates), in order. */
   stored: TranscriptEntry[];
-  /** The record's owner ('' for a session without a record). */
+  /** The record's owner and rid ('' for a session without a record). */
   owner: string;
-  /** The session's pending charges (this append's included), oldest first. */
-  charges: Charge[];
+  rid: string;
+  /** The session's pending records (see charges.ts). */
+  pending: Pending;
+  /** The session's running charge after the write (see charges.ts); null: none. */
+  running: string | null;
 }
 
 /** Per process, so tokens from two processes never collide; the counter orders nothing. */
@@ -125,7 +141,9 @@ export class RedisTranscriptStore implements TranscriptStore {
     this.foldUsage = options.foldUsage ?? true;
     this.publisher = new SummaryPublisher(client, options.prefix);
     this.remover = new SessionRemover(client, options.prefix, this.publisher, (meta) => {
-      const applied = this.usage.get(meta)?.applied ?? [];
+      const seen = this.usage.get(meta);
+      const applied = seen ? [...seen.applied] : [];
+      if (seen?.published) applied.push(seen.published);
       this.folds.delete(meta);
       this.usage.delete(meta);
       this.usageStates.forget(meta);
@@ -185,15 +203,21 @@ export class RedisTranscriptStore implements TranscriptStore {
    * @internal
    */
   async writeMain(key: SessionKey, entries: TranscriptEntry[]): Promise<MainWrite> {
-    if (!this.foldUsage || !touchesUsage(entries)) return this.writeMainNow(key, entries);
-    const meta = sessionKeys(this.prefix, key.projectKey, key.sessionId).meta;
+    const keys = sessionKeys(this.prefix, key.projectKey, key.sessionId);
+    if (!this.foldUsage || !touchesUsage(entries)) {
+      return this.writeMainNow(key, keys, entries, false);
+    }
+    const meta = keys.meta;
     // Folding appends to one session from this process go one at a time: each starts from the
     // state the previous one wrote, instead of all folding onto the same state and all but one
     // folding again. Other processes may still race; the script's compare-and-set handles them.
     const previous = this.folding.get(meta);
-    const run = (previous ?? Promise.resolve())
-      .catch(() => {})
-      .then(() => this.writeMainNow(key, entries));
+    // With none under way the script goes out now: chaining onto a resolved promise would wait
+    // for every continuation already queued (under load, other appends' work) before sending.
+    const run =
+      previous === undefined
+        ? this.writeMainNow(key, keys, entries, true)
+        : previous.catch(() => {}).then(() => this.writeMainNow(key, keys, entries, true));
     this.folding.set(meta, run);
     try {
       return await run;
@@ -202,9 +226,14 @@ export class RedisTranscriptStore implements TranscriptStore {
     }
   }
 
-  private async writeMainNow(key: SessionKey, entries: TranscriptEntry[]): Promise<MainWrite> {
+  /** writeMain() once its turn has come; `folding` says the entries can move usage. */
+  private async writeMainNow(
+    key: SessionKey,
+    keys: SessionKeys,
+    entries: TranscriptEntry[],
+    folding: boolean,
+  ): Promise<MainWrite> {
     const args = entryArgs(entries);
-    const keys = sessionKeys(this.prefix, key.projectKey, key.sessionId);
     const cached = this.folds.get(keys.meta);
     // Our newest fold becomes the session's fold base here, in the same script, instead of
     // costing a command of its own when it was made; it is kept only if still the newest.
@@ -214,7 +243,6 @@ export class RedisTranscriptStore implements TranscriptStore {
         : ['', '', ''];
     if (cached) cached.offered = true;
     const known = cached ? String(cached.mtime) : '';
-    const folding = this.foldUsage && touchesUsage(entries);
     // First guess: every entry is new but for repeats within the batch, as the script decides.
     let flags = folding ? batchFlags(args) : '';
     for (let attempt = 1; ; attempt++) {
@@ -237,7 +265,7 @@ export class RedisTranscriptStore implements TranscriptStore {
         usageArgs[3] = stateJson;
         usageArgs[4] = token;
         if (folded?.chargeable) {
-          usageArgs[5] = chargePayload(utcDay(this.clock.now()), folded.delta);
+          usageArgs[5] = nextRunning(seen?.running ?? null, utcDay(this.clock.now()), folded.delta);
         }
       }
       const applied = seen?.applied ?? [];
@@ -253,12 +281,21 @@ export class RedisTranscriptStore implements TranscriptStore {
       if (reply[0] === 0) {
         // Another writer changed the session's usage (or stored some of these entries) since
         // the state we folded onto: fold again from what the script saw.
-        const [, actual, current, state] = reply as [number, string, string, string];
+        const [, actual, current, state, running] = reply as [
+          number,
+          string,
+          string,
+          string,
+          string,
+        ];
         flags = actual;
+        const known = this.usage.get(keys.meta);
         this.rememberUsage(keys.meta, {
           token: current,
           state: state === '' ? null : state,
-          applied: this.usage.get(keys.meta)?.applied ?? [],
+          applied: known?.applied ?? [],
+          running: running === '' ? null : running,
+          published: known?.published ?? '',
         });
         offer = ['', '', ''];
         if (attempt >= MAX_USAGE_ATTEMPTS) throw usageConflict(key);
@@ -266,31 +303,53 @@ export class RedisTranscriptStore implements TranscriptStore {
         if (attempt >= 3) await delay(Math.random() * attempt);
         continue;
       }
-      // The session has forgotten the charges we named; others may have been applied since.
-      const left = (this.usage.get(keys.meta)?.applied ?? []).filter((s) => !applied.includes(s));
+      const [
+        ,
+        mtime,
+        length,
+        summaryCovers,
+        summaryMtime,
+        sent,
+        stored,
+        owner,
+        pending,
+        rid,
+        running,
+      ] = reply as [
+        1,
+        number,
+        number,
+        number,
+        number,
+        string | null,
+        string,
+        string | null,
+        string[],
+        string | null,
+        string | null,
+      ];
+      // The session has forgotten the records we named; others may have been applied since.
+      const current = this.usage.get(keys.meta);
+      const left = (current?.applied ?? []).filter((s) => !applied.includes(s));
       if (folded) {
-        this.rememberUsage(keys.meta, { token, state: stateJson, applied: left });
+        this.rememberUsage(keys.meta, {
+          token,
+          state: stateJson,
+          applied: left,
+          running,
+          published: current?.published ?? '',
+        });
         this.usageStates.keep(keys.meta, folded);
-      } else {
-        const current = this.usage.get(keys.meta);
-        if (current) current.applied = left;
+      } else if (current) {
+        // No state written: the token, and so the running charge, are as they were.
+        current.applied = left;
+        current.running = running;
       }
-      const [, mtime, length, summaryCovers, summaryMtime, sent, stored, owner, pending] =
-        reply as [
-          1,
-          number,
-          number,
-          number,
-          number,
-          string | null,
-          string,
-          string | null,
-          string[],
-        ];
-      const unfolded = reply.slice(9) as string[];
+      const unfolded = reply.slice(11) as string[];
       // The script leaves the base out when it is the fold we hold: same mtime, same fold.
       const mine = cached !== undefined && sent === null && cached.mtime === summaryMtime;
       return {
+        meta: keys.meta,
         mtime,
         length,
         summaryCovers,
@@ -300,7 +359,9 @@ export class RedisTranscriptStore implements TranscriptStore {
         unfolded,
         stored: entries.filter((_, i) => stored[i] === '1'),
         owner: owner ? (JSON.parse(owner) as string) : '',
-        charges: parseCharges(pending),
+        rid: rid ? (JSON.parse(rid) as string) : '',
+        pending: parsePending(pending),
+        running,
       };
     }
   }
@@ -325,7 +386,7 @@ export class RedisTranscriptStore implements TranscriptStore {
       const summary = foldSummary(write.previous, key, entries, write.mtime);
       mtime = write.mtime;
       json = JSON.stringify(summary);
-      this.remember(sessionKeys(this.prefix, key.projectKey, key.sessionId).meta, {
+      this.remember(write.meta, {
         mtime,
         covers: write.length,
         json,
@@ -334,9 +395,16 @@ export class RedisTranscriptStore implements TranscriptStore {
       });
     }
     // With nothing new (a retried batch) this republishes the stored base, in case the last
-    // writer stopped before its publish landed; a no-op when the index is current. Charges a
-    // writer left pending (it stopped before this step) are applied here too.
-    if (json === null && write.charges.length === 0) return;
+    // writer stopped before its publish landed; a no-op when the index is current. Daily usage
+    // a writer left unpublished (it stopped before this step) is published here too: pending
+    // records, and a running charge this process has not published itself.
+    const { meta, pending, running } = write;
+    const spends: Spend[] = pending.spends;
+    const stamp = running === null ? '' : runningStamp(running);
+    const publishRunning =
+      running !== null && write.rid !== '' && stamp !== this.usage.get(meta)?.published;
+    if (publishRunning) spends.push(spendOfRunning(running, write.rid));
+    if (json === null && pending.charges.length === 0 && spends.length === 0) return;
     await this.guard(
       'append',
       this.publisher.publish(key.projectKey, {
@@ -344,17 +412,27 @@ export class RedisTranscriptStore implements TranscriptStore {
         mtime,
         json,
         owner: write.owner,
-        charges: write.charges,
+        charges: pending.charges,
+        spends,
       }),
     );
-    if (write.charges.length > 0) {
-      const stamps = write.charges.map((charge) => charge.stamp);
-      const meta = sessionKeys(this.prefix, key.projectKey, key.sessionId).meta;
-      const seen = this.usage.get(meta);
-      // Our next append to the session has them forgotten there.
-      if (seen) seen.applied = [...new Set([...seen.applied, ...stamps])];
+    if (pending.stamps.length === 0 && !publishRunning) return;
+    const seen = this.usage.get(meta);
+    if (seen) {
+      // Our next append to the session has the records forgotten there.
+      if (pending.stamps.length > 0) {
+        seen.applied = [...new Set([...seen.applied, ...pending.stamps])];
+      }
+      if (publishRunning && Number(stamp) > Number(seen.published || 0)) seen.published = stamp;
+    } else {
       // Without a state seen, the next fold starts from the same guess as with no entry at all.
-      else this.rememberUsage(meta, { token: '', state: null, applied: stamps });
+      this.rememberUsage(meta, {
+        token: '',
+        state: null,
+        applied: pending.stamps,
+        running: null,
+        published: publishRunning ? stamp : '',
+      });
     }
   }
 
@@ -365,10 +443,14 @@ export class RedisTranscriptStore implements TranscriptStore {
    */
   noteUsage(projectKey: string, sessionId: string, token: string, state: UsageState): void {
     const meta = sessionKeys(this.prefix, projectKey, sessionId).meta;
+    const known = this.usage.get(meta);
+    // A new registration has no running charge.
     this.rememberUsage(meta, {
       token,
       state: encodeUsageState(state),
-      applied: this.usage.get(meta)?.applied ?? [],
+      applied: known?.applied ?? [],
+      running: null,
+      published: known?.published ?? '',
     });
   }
 

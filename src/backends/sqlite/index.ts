@@ -5,6 +5,7 @@ import type { BackendLocation } from '../../core/backend-url.js';
 import type { Clock } from '../../core/clock.js';
 import { SessionHubError } from '../../core/errors.js';
 import type { Backend } from '../backend.js';
+import { SqliteApiKeyStore } from './api-keys.js';
 import { SqliteDailyUsage } from './daily-usage.js';
 import { SqliteLeaseManager } from './lease-manager.js';
 import { migrateSqlite } from './migrations.js';
@@ -12,7 +13,7 @@ import { SqliteRegistry } from './registry.js';
 import { SqliteTranscriptStore } from './transcript-store.js';
 
 export { migrateSqlite, SQLITE_MIGRATIONS } from './migrations.js';
-export { SqliteLeaseManager, SqliteRegistry, SqliteTranscriptStore };
+export { SqliteApiKeyStore, SqliteLeaseManager, SqliteRegistry, SqliteTranscriptStore };
 
 export interface SqliteBackendOptions {
   /** An open better-sqlite3 database. */
@@ -52,18 +53,21 @@ export function createSqliteBackend(options: SqliteBackendOptions): Backend {
   });
   const registry = new SqliteRegistry(db, daily);
   const leases = new SqliteLeaseManager(db, { clock: options.clock });
+  const apiKeys = new SqliteApiKeyStore(db);
   let closed = false;
   return {
     kind: 'sqlite',
     store,
     registry,
     leases,
+    apiKeys,
     async close() {
       if (closed) return;
       closed = true;
       store.markClosed();
       registry.markClosed();
       leases.markClosed();
+      apiKeys.markClosed();
       if (options.ownsDatabase && db.open) db.close();
     },
   };

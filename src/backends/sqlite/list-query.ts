@@ -9,7 +9,7 @@ import { RECORD_COLUMNS } from './records.js';
  */
 
 /** The status as of :now, as effectiveStatus() reads it. */
-const EFFECTIVE_STATUS = `CASE WHEN status = 'active' AND expires_at <= @now
+const EFFECTIVE_STATUS = `CASE WHEN status IN ('active', 'failed') AND expires_at <= @now
   THEN 'expired' ELSE status END`;
 
 /**

@@ -122,6 +122,63 @@ export const SQLITE_MIGRATIONS: readonly SqliteMigration[] = [
       CREATE INDEX usage_daily_by_day ON usage_daily (tenant, day);
     `,
   },
+  {
+    version: 4,
+    name: 'failed sessions expire',
+    sql: `
+      -- A failed session (its last turn failed) is live: it expires like an active one. The
+      -- sweeper's query names the same statuses, so SQLite still reads only this index.
+      DROP INDEX transcript_sessions_due_to_expire;
+      CREATE INDEX transcript_sessions_due_to_expire
+        ON transcript_sessions (expires_at) WHERE status IN ('active', 'failed');
+    `,
+  },
+  {
+    version: 5,
+    name: 'api keys',
+    sql: `
+      -- The HTTP service's API keys (see core/api-keys.ts). Only the SHA-256 of the secret is
+      -- stored. Rows are never deleted: a revoked key keeps its row, so its id is never reused
+      -- and listings still show it. Times are epoch ms from the caller.
+      CREATE TABLE api_keys (
+        id                    TEXT PRIMARY KEY,
+        name                  TEXT NOT NULL,
+        tenant                TEXT NOT NULL,
+        owner                 TEXT,
+        role                  TEXT NOT NULL CHECK (role IN ('user', 'admin')),
+        secret_hash           TEXT NOT NULL,
+        rate_limit_per_minute INTEGER,
+        created_at            INTEGER NOT NULL,
+        revoked_at            INTEGER
+      );
+      -- A tenant's keys, oldest first (id breaks ties, as in the listing's ORDER BY).
+      CREATE INDEX api_keys_by_tenant ON api_keys (tenant, created_at, id);
+    `,
+  },
+  {
+    version: 6,
+    name: 'running daily charges',
+    sql: `
+      -- A registered session's spend on the day of its last counted turn, not yet in
+      -- usage_daily (see daily-usage.ts): a counted turn adds to it in the row its append
+      -- rewrites anyway. It moves into usage_daily when a turn is counted on another day, or the
+      -- session is deleted or purged. NULL charge_day: nothing running.
+      ALTER TABLE transcript_sessions ADD COLUMN charge_day TEXT;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_cost_nanos INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_input_tokens INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_output_tokens INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_cache_read_input_tokens INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_cache_creation_input_tokens INTEGER;
+      ALTER TABLE transcript_sessions ADD COLUMN charge_turns INTEGER;
+      -- Daily reads add the running charges: an owner's (the limit check, every admitted turn)
+      -- and a tenant's (stats). Appends on the running charge's day never set charge_day, so
+      -- these change only when a session's charge day does.
+      CREATE INDEX transcript_sessions_charges_by_owner
+        ON transcript_sessions (tenant, owner, charge_day) WHERE charge_day IS NOT NULL;
+      CREATE INDEX transcript_sessions_charges_by_day
+        ON transcript_sessions (tenant, charge_day) WHERE charge_day IS NOT NULL;
+    `,
+  },
 ];
 
 /**

@@ -10,6 +10,7 @@ import {
   type SessionRegistry,
   type StatusCounts,
   type StoredSession,
+  type SweptSession,
   sessionExists,
   tenantProjectKey,
 } from '../registry.js';
@@ -56,11 +57,12 @@ const WRITTEN = [
 const COUNTS = `
   COUNT(*) FILTER (WHERE status = 'active' AND (expires_at IS NULL OR expires_at > @now)) AS active,
   COUNT(*) FILTER (WHERE status = 'archived') AS archived,
-  COUNT(*) FILTER (WHERE status = 'expired' OR (status = 'active' AND expires_at <= @now))
+  COUNT(*) FILTER (WHERE status = 'expired' OR (status IN ('active', 'failed') AND expires_at <= @now))
     AS expired,
-  COUNT(*) FILTER (WHERE status = 'failed') AS failed,
-  COUNT(*) FILTER (WHERE status = 'active' AND expires_at <= @now) AS due_to_expire,
-  COUNT(*) FILTER (WHERE status IN ('active', 'expired') AND purge_at <= @now) AS due_to_purge`;
+  COUNT(*) FILTER (WHERE status = 'failed' AND (expires_at IS NULL OR expires_at > @now)) AS failed,
+  COUNT(*) FILTER (WHERE status IN ('active', 'failed') AND expires_at <= @now) AS due_to_expire,
+  COUNT(*) FILTER (WHERE status IN ('active', 'failed', 'expired') AND purge_at <= @now)
+    AS due_to_purge`;
 
 /**
  * Session records in the transcript store's SQLite database: each is the record columns of the
@@ -125,23 +127,22 @@ export class SqliteRegistry implements SessionRegistry {
       countsOfOwner: db.prepare<{ tenant: string; owner: string; now: number }, CountsRow>(
         `SELECT ${COUNTS} FROM transcript_sessions WHERE tenant = @tenant AND owner = @owner`,
       ),
-      // Set-based: one statement marks the whole batch. The partial index holds only active
+      // Set-based: one statement marks the whole batch. The partial index holds only live
       // sessions, so finding the due ones reads nothing else.
-      expire: db.prepare<[number, number]>(
+      expire: db.prepare<[number, number], SweptSession>(
         `UPDATE transcript_sessions
          SET status = 'expired', expired_at = expires_at, record_version = record_version + 1
          WHERE id IN (
            SELECT id FROM transcript_sessions
-           WHERE status = 'active' AND expires_at <= ?
-           LIMIT ?)`,
+           WHERE status IN ('active', 'failed') AND expires_at <= ?
+           LIMIT ?)
+         RETURNING tenant, session_id AS id`,
       ),
-      duePurge: db
-        .prepare<[number, number], number>(
-          `SELECT id FROM transcript_sessions
-           WHERE status IN ('active', 'expired') AND purge_at <= ?
-           LIMIT ?`,
-        )
-        .pluck(),
+      duePurge: db.prepare<[number, number], SweptSession & { ref: number }>(
+        `SELECT id AS ref, tenant, session_id AS id FROM transcript_sessions
+         WHERE status IN ('active', 'failed', 'expired') AND purge_at <= ?
+         LIMIT ?`,
+      ),
       purgeEntries: db.prepare<[string]>(
         'DELETE FROM transcript_entries WHERE session_ref IN (SELECT value FROM json_each(?))',
       ),
@@ -175,22 +176,27 @@ export class SqliteRegistry implements SessionRegistry {
     this.removeTransaction = db.transaction((tenant: string, id: string): boolean => {
       const row = this.statements.findRecordRow.get(tenantProjectKey(tenant), id, tenant);
       if (row === undefined) return false;
+      // Removing refunds nothing: the running charge joins the owner's days first.
+      this.daily.flushRunning(row);
       // Subagent transcripts are entries of the same row (under their subpath): all go at once.
       this.statements.deleteEntries.run(row);
       this.statements.deleteRow.run(row);
       return true;
     });
 
-    this.expireTransaction = db.transaction(
-      (now: number, limit: number): number => this.statements.expire.run(now, limit).changes,
+    this.expireTransaction = db.transaction((now: number, limit: number): SweptSession[] =>
+      this.statements.expire.all(now, limit),
     );
 
-    this.purgeTransaction = db.transaction((now: number, limit: number): number => {
-      const ids = this.statements.duePurge.all(now, limit);
-      if (ids.length === 0) return 0;
-      const list = JSON.stringify(ids);
+    // One transaction: the rows picked are the rows deleted, so each is reported exactly once.
+    this.purgeTransaction = db.transaction((now: number, limit: number): SweptSession[] => {
+      const due = this.statements.duePurge.all(now, limit);
+      if (due.length === 0) return [];
+      const list = JSON.stringify(due.map((row) => row.ref));
+      this.daily.flushRunningOf(list);
       this.statements.purgeEntries.run(list);
-      return this.statements.purgeRows.run(list).changes;
+      this.statements.purgeRows.run(list);
+      return due.map(({ tenant, id }) => ({ tenant, id }));
     });
   }
 
@@ -305,15 +311,15 @@ export class SqliteRegistry implements SessionRegistry {
     };
   }
 
-  async expireDue(now: number, limit: number): Promise<number> {
+  async expireDue(now: number, limit: number): Promise<SweptSession[]> {
     this.checkOpen();
-    if (limit <= 0) return 0;
+    if (limit <= 0) return [];
     return this.expireTransaction.immediate(now, limit);
   }
 
-  async purgeDue(now: number, limit: number): Promise<number> {
+  async purgeDue(now: number, limit: number): Promise<SweptSession[]> {
     this.checkOpen();
-    if (limit <= 0) return 0;
+    if (limit <= 0) return [];
     return this.purgeTransaction.immediate(now, limit);
   }
 }

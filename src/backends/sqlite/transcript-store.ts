@@ -19,7 +19,12 @@ import {
 import type { TranscriptStore } from '../backend.js';
 import { foldSummary, type SessionSummaryEntry } from '../summary.js';
 import { type StoredFold, touchesUsage, UsageStateCache } from '../usage-fold.js';
-import { SqliteDailyUsage } from './daily-usage.js';
+import {
+  ADD_TO_RUNNING_CHARGE,
+  chargeFigures,
+  SqliteDailyUsage,
+  START_RUNNING_CHARGE,
+} from './daily-usage.js';
 
 const MAIN = '';
 
@@ -29,26 +34,39 @@ interface SessionRow {
   summary: string | null;
 }
 
-/** The row as a main append that may fold usage reads it: with the fold's state and the owner. */
+/**
+ * The row as a main append that may fold usage reads it: with the fold's state, whether the
+ * session is registered (only those charge their owner) and its running charge's day.
+ */
 interface UsageSessionRow extends SessionRow {
   usage_state: string | null;
-  tenant: string | null;
-  owner: string | null;
+  registered: 0 | 1;
+  charge_day: string | null;
 }
+
+/** The same, as the raw statement returns it, in column order. */
+type UsageSessionValues = [
+  number,
+  number | null,
+  string | null,
+  string | null,
+  0 | 1,
+  string | null,
+];
 
 export interface SqliteTranscriptStoreOptions {
   clock?: Clock;
   /** Fold usage from appended entries (default true); off only to measure what folding costs. */
   foldUsage?: boolean;
-  /** The daily usage table appends charge; the backend shares one with its registry. */
+  /** Daily usage, where a session's running charge moves; the backend shares one with its registry. */
   daily?: SqliteDailyUsage;
 }
 
 /**
  * Transcripts in a SQLite database (better-sqlite3). Each append is one IMMEDIATE transaction:
  * dedup by uuid, the entries, the folded summary, the mtime, the folded usage and the owner's
- * daily usage commit together or not at all, and appends from several processes on one file are
- * serialised by SQLite's write lock.
+ * daily usage (the session's running charge, see daily-usage.ts) commit together or not at all,
+ * and appends from several processes on one file are serialised by SQLite's write lock.
  */
 export class SqliteTranscriptStore implements TranscriptStore {
   private readonly clock: Clock;
@@ -77,10 +95,14 @@ export class SqliteTranscriptStore implements TranscriptStore {
         'SELECT id, mtime, summary FROM transcript_sessions WHERE project_key = ? AND session_id = ?',
       ),
       // Only for batches that can move usage: the others never fetch or parse the fold's state.
-      findSessionWithUsage: db.prepare<[string, string], UsageSessionRow>(
-        `SELECT id, mtime, summary, usage_state, tenant, owner FROM transcript_sessions
-         WHERE project_key = ? AND session_id = ?`,
-      ),
+      // Rows as arrays: better-sqlite3 builds an object a property at a time, which costs more
+      // than the literal findUsageSession() makes of the array.
+      findSessionWithUsage: db
+        .prepare<[string, string], UsageSessionValues>(
+          `SELECT id, mtime, summary, usage_state, tenant IS NOT NULL AS registered, charge_day
+           FROM transcript_sessions WHERE project_key = ? AND session_id = ?`,
+        )
+        .raw(),
       insertEntry: db.prepare<[number, string, string | null, string]>(
         'INSERT OR IGNORE INTO transcript_entries (session_ref, subpath, uuid, entry) VALUES (?, ?, ?, ?)',
       ),
@@ -89,6 +111,23 @@ export class SqliteTranscriptStore implements TranscriptStore {
       ),
       updateSummaryAndUsage: db.prepare<[number, string, string, number]>(
         'UPDATE transcript_sessions SET mtime = ?, summary = ?, usage_state = ? WHERE id = ?',
+      ),
+      // A counted turn of a registered session: the same row write, adding to its running
+      // charge (on that charge's day) or starting a new one (on another day). Only the second
+      // sets charge_day, so only it touches the running-charge indexes.
+      updateAndCharge: db.prepare<
+        [number, string, string, number, number, number, number, number, number, number]
+      >(
+        `UPDATE transcript_sessions SET mtime = ?, summary = ?, usage_state = ?,
+           ${ADD_TO_RUNNING_CHARGE}
+         WHERE id = ?`,
+      ),
+      updateAndStartCharge: db.prepare<
+        [number, string, string, string, number, number, number, number, number, number, number]
+      >(
+        `UPDATE transcript_sessions SET mtime = ?, summary = ?, usage_state = ?,
+           ${START_RUNNING_CHARGE}
+         WHERE id = ?`,
       ),
       loadEntries: db
         .prepare<[string, string, string], string>(
@@ -131,7 +170,7 @@ export class SqliteTranscriptStore implements TranscriptStore {
         // Look up first: most appends go to an existing session, and a read dirties no page.
         const session: (SessionRow & Partial<UsageSessionRow>) | undefined =
           (withUsage
-            ? this.statements.findSessionWithUsage.get(key.projectKey, key.sessionId)
+            ? this.findUsageSession(key)
             : this.statements.findSession.get(key.projectKey, key.sessionId)) ??
           this.statements.insertSession.get(key.projectKey, key.sessionId);
         if (!session) throw new Error('insert returned no session row');
@@ -167,16 +206,43 @@ export class SqliteTranscriptStore implements TranscriptStore {
           this.statements.updateSummary.run(mtime, JSON.stringify(summary.data), session.id);
           return;
         }
-        this.statements.updateSummaryAndUsage.run(
-          mtime,
-          JSON.stringify(summary.data),
-          usage.json,
-          session.id,
-        );
-        // Registered sessions charge their owner's day, only when a turn was counted; the row's
-        // tenant says the session is registered.
-        if (usage.chargeable && session.tenant != null && session.owner != null) {
-          this.daily.charge(session.tenant, session.owner, utcDay(now), usage.delta);
+        const summaryJson = JSON.stringify(summary.data);
+        // Registered sessions charge their owner's day, only when a turn was counted.
+        if (!usage.chargeable || !session.registered) {
+          this.statements.updateSummaryAndUsage.run(mtime, summaryJson, usage.json, session.id);
+          return { id, fold: usage };
+        }
+        const day = utcDay(now);
+        const [cost, input, output, cacheRead, cacheCreation, turns] = chargeFigures(usage.delta);
+        if (session.charge_day === day) {
+          this.statements.updateAndCharge.run(
+            mtime,
+            summaryJson,
+            usage.json,
+            cost,
+            input,
+            output,
+            cacheRead,
+            cacheCreation,
+            turns,
+            session.id,
+          );
+        } else {
+          // Another day: what ran for the previous one is that day's for good.
+          if (session.charge_day != null) this.daily.flushRunning(session.id);
+          this.statements.updateAndStartCharge.run(
+            mtime,
+            summaryJson,
+            usage.json,
+            day,
+            cost,
+            input,
+            output,
+            cacheRead,
+            cacheCreation,
+            turns,
+            session.id,
+          );
         }
         return { id, fold: usage };
       },
@@ -185,9 +251,25 @@ export class SqliteTranscriptStore implements TranscriptStore {
     this.deleteSessionTransaction = db.transaction((ref: SessionRef) => {
       const session = this.statements.findSession.get(ref.projectKey, ref.sessionId);
       if (!session) return;
+      // Deleting refunds nothing: the running charge joins the owner's days first.
+      this.daily.flushRunning(session.id);
       this.statements.deleteEntries.run(session.id);
       this.statements.deleteSession.run(session.id);
     });
+  }
+
+  /** The session's row for a main append that may fold usage, if it exists. */
+  private findUsageSession(key: SessionKey): UsageSessionRow | undefined {
+    const row = this.statements.findSessionWithUsage.get(key.projectKey, key.sessionId);
+    if (row === undefined) return undefined;
+    return {
+      id: row[0],
+      mtime: row[1],
+      summary: row[2],
+      usage_state: row[3],
+      registered: row[4],
+      charge_day: row[5],
+    };
   }
 
   private checkOpen(): void {

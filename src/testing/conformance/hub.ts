@@ -16,6 +16,7 @@ import { isSessionHubError, type SessionHubError } from '../../core/errors.js';
 import type { Identity } from '../../core/identity.js';
 import { decodeCursor, type SessionRecord } from '../../core/session-record.js';
 import { createHub, type HubOptions, type SessionHub } from '../../hub/hub.js';
+import type { SweepResult } from '../../hub/sweeper.js';
 import { syntheticTurn } from '../transcripts.js';
 
 export interface HubBackendUnderTest {
@@ -543,6 +544,82 @@ export function describeHubConformance(
         ).toBeNull();
       });
 
+      test('a failed session (its last turn failed) lists as failed, and expires and purges like an active one', async () => {
+        const { hub, clock, backend } = await setup({
+          expiry: { idleTtlMs: HOUR, retentionMs: HOUR },
+        });
+        const failed = (await hub.create(alice)).id;
+        const active = (await hub.create(alice)).id;
+        clock.advance(HOUR / 2);
+        const marked = await hub.recordActivity(alice, failed, { failed: true });
+        expect(marked.status).toBe('failed');
+        // The failed turn was activity: its idle deadline moved like any turn's.
+        expect(marked.expiresAt).toBe(START + HOUR / 2 + HOUR);
+        const listed = async (status: SessionRecord['status']) =>
+          (await hub.list(alice, { status: [status] })).sessions.map((s) => s.id);
+        expect(await listed('failed')).toEqual([failed]);
+        expect((await hub.stats(acmeAdmin)).sessions.byStatus).toMatchObject({
+          active: 1,
+          failed: 1,
+        });
+
+        clock.advance(HOUR);
+        // Past its deadline: it reads as expired before any sweep, and the sweep marks it.
+        expect((await hub.get(alice, failed)).status).toBe('expired');
+        expect(await listed('failed')).toEqual([]);
+        expect((await hub.stats(acmeAdmin)).sessions).toMatchObject({ dueToExpire: 2 });
+        expect(await hub.sweep()).toMatchObject({ expired: 2 });
+        expect((await backend.registry.get('acme', failed))?.status).toBe('expired');
+        expect((await thrown(hub.recordActivity(alice, failed))).code).toBe('SESSION_EXPIRED');
+
+        clock.advance(HOUR);
+        expect(await hub.sweep()).toMatchObject({ purged: 2 });
+        expect(await backend.registry.get('acme', active)).toBeNull();
+        expect(await backend.registry.get('acme', failed)).toBeNull();
+      });
+
+      test('hooks hear of each session a sweep expires and purges, once; a throwing hook stops nothing', async () => {
+        const heard: string[] = [];
+        const errors: string[] = [];
+        const { hub, clock } = await setup({
+          expiry: { idleTtlMs: HOUR, retentionMs: HOUR },
+          hooks: {
+            onExpiry: ({ session, reason }) => {
+              heard.push(`expired ${reason} ${session.tenant}/${session.id}`);
+              if (heard.length === 1) throw new Error('first hook call fails');
+            },
+            onSessionEnd: ({ session, reason }) => {
+              heard.push(`ended ${reason} ${session.tenant}/${session.id}`);
+            },
+            onError: (_error, hook) => errors.push(hook),
+          },
+        });
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push((await hub.create(alice)).id);
+        clock.advance(HOUR);
+        expect(await hub.sweep({ batchSize: 2 })).toMatchObject({ expired: 5, purged: 0 });
+        expect(await hub.sweep()).toMatchObject({ expired: 0, purged: 0 });
+        clock.advance(HOUR);
+        expect(await hub.sweep({ batchSize: 2 })).toMatchObject({ expired: 0, purged: 5 });
+        const expected = [
+          ...ids.map((id) => `expired swept acme/${id}`),
+          ...ids.map((id) => `ended purged acme/${id}`),
+        ];
+        expect([...heard].sort()).toEqual(expected.sort());
+        expect(errors).toEqual(['onExpiry']);
+      });
+
+      test('a good turn makes a failed session active again', async () => {
+        const { hub } = await setup();
+        const { id } = await hub.create(alice);
+        expect((await hub.recordActivity(alice, id, { failed: true })).status).toBe('failed');
+        expect((await hub.recordActivity(alice, id, { failed: true })).status).toBe('failed');
+        expect((await hub.recordActivity(alice, id)).status).toBe('active');
+        await hub.archive(alice, id);
+        // A turn that ended after the session was archived leaves it archived.
+        expect((await hub.recordActivity(alice, id, { failed: true })).status).toBe('archived');
+      });
+
       test('maxBatches bounds one sweep; the next one carries on', async () => {
         const { hub, clock } = await setup({ expiry: { idleTtlMs: HOUR } });
         for (let i = 0; i < 5; i++) await hub.create(alice);
@@ -883,6 +960,51 @@ export function describeHubConformance(
           expect(leased.reduce((n, r) => n + r.expired, 0)).toBeLessThanOrEqual(30);
           expect(leased.reduce((n, r) => n + r.purged, 0)).toBe(30);
           expect((await first.stats(acmeAdmin)).sessions.total).toBe(0);
+        });
+
+        test('background sweeps run once per interval across every hub', async () => {
+          const clock = new ManualClock(START);
+          const storage = await shared();
+          const ticks: Array<() => void> = [];
+          const waiting: Array<((result: SweepResult) => void) | null> = [];
+          const all: SessionHub[] = [];
+          for (let i = 0; i < 3; i++) {
+            all.push(
+              createHub({
+                backend: await storage.open(clock),
+                clock,
+                sweep: { intervalMs: HOUR },
+                timers: {
+                  setInterval: (callback: () => void) => ticks.push(callback),
+                  clearInterval: () => {},
+                },
+                onSweep: (result) => waiting[i]?.(result),
+              }),
+            );
+          }
+          opened.push(async () => {
+            for (const hub of all) await hub.close();
+            await storage.cleanup();
+          });
+          // Fires hub i's timer and resolves with what its background sweep did.
+          const tick = (i: number) =>
+            new Promise<boolean>((resolve) => {
+              waiting[i] = (result) => resolve(result.ran);
+              ticks[i]?.();
+            });
+          expect(await tick(0)).toBe(true);
+          expect(await tick(1)).toBe(false);
+          expect(await tick(2)).toBe(false);
+          clock.advance(HOUR / 2);
+          expect(await tick(1)).toBe(false);
+          clock.advance(HOUR / 2);
+          // The next interval: whichever hub ticks first sweeps, and only it.
+          expect(await tick(2)).toBe(true);
+          expect(await tick(0)).toBe(false);
+          // A sweep asked for by hand is not held back by the interval once the lease is free.
+          clock.advance(HOUR);
+          expect((await all[1]?.sweep())?.ran).toBe(true);
+          expect((await all[1]?.sweep())?.ran).toBe(true);
         });
 
         test('racing for a session lease: exactly one hub wins', async () => {
